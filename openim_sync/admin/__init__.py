@@ -1,0 +1,1 @@
+from . import events, mirror  # noqa: F401

@@ -1,0 +1,110 @@
+"""Serializer fields shared by the command serializers.
+
+Strings are never trimmed (the IM server's value is the truth); lengths come from the model
+columns so an over-long value is a clear 400, never a database error.
+"""
+
+from rest_framework import serializers
+
+from openim_sync.models.mirror import ID_LENGTH
+
+
+def max_length(model, field_name):
+    return model._meta.get_field(field_name).max_length
+
+
+def im_id(**kwargs):
+    """A required, non-empty user or group ID."""
+    return serializers.CharField(max_length=ID_LENGTH, trim_whitespace=False, **kwargs)
+
+
+def text(max_length=None, **kwargs):
+    """A string that may be empty; ``null`` or absent means "unchanged"."""
+    kwargs.setdefault("required", False)
+    kwargs.setdefault("allow_null", True)
+    return serializers.CharField(
+        max_length=max_length, allow_blank=True, trim_whitespace=False, **kwargs
+    )
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+def integer(**kwargs):
+    """An integer that fits a 64-bit column; ``null`` or absent means "unchanged"."""
+    kwargs.setdefault("required", False)
+    kwargs.setdefault("allow_null", True)
+    kwargs.setdefault("min_value", -BIGINT_MAX)
+    kwargs.setdefault("max_value", BIGINT_MAX)
+    return serializers.IntegerField(**kwargs)
+
+
+def id_list(**kwargs):
+    kwargs.setdefault("required", False)
+    kwargs.setdefault("allow_null", True)
+    return serializers.ListField(child=im_id(), **kwargs)
+
+
+def event_time():
+    """Tencent ``EventTime`` (ms): an integer, or a numeric string as in the group doc samples."""
+    return serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=BIGINT_MAX
+    )
+
+
+def given(data, *names, blank_is_unchanged=False):
+    """The entries of ``data`` that carry information: not absent, not null (nor "" if asked)."""
+    values = {}
+    for name in names:
+        value = data.get(name)
+        if value is None or (blank_is_unchanged and value == ""):
+            continue
+        values[name] = value
+    return values
+
+
+def renamed(values, mapping):
+    return {mapping[name]: value for name, value in values.items()}
+
+
+PLATFORM_NAMES = {
+    name.lower(): name
+    for name in (
+        "iOS",
+        "Android",
+        "Windows",
+        "macOS",
+        "Web",
+        "MiniWeb",
+        "Linux",
+        "APad",
+        "iPad",
+        "Admin",
+        "HarmonyOS",
+        "RESTAPI",
+        "Unknown",
+    )
+}
+PLATFORM_NAMES |= {"mac": "macOS", "osx": "macOS"}
+
+#: OpenIM platform IDs (openimsdk/protocol constant/platform_id_to_name.go).
+OPENIM_PLATFORMS = {
+    1: "iOS",
+    2: "Android",
+    3: "Windows",
+    4: "macOS",
+    5: "Web",
+    6: "MiniWeb",
+    7: "Linux",
+    8: "APad",
+    9: "iPad",
+    10: "Admin",
+    11: "HarmonyOS",
+}
+
+
+def platform_name(name=None, platform_id=None):
+    """One spelling per platform: OpenIM's ``IOS`` and Tencent's ``IOS``/``iOS`` are both ``iOS``."""
+    if name:
+        return PLATFORM_NAMES.get(name.lower(), name)
+    return OPENIM_PLATFORMS.get(platform_id, "Unknown")

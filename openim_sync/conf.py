@@ -1,0 +1,86 @@
+"""The ``OPENIM_SYNC`` settings dict, read lazily and reloaded when tests change it.
+
+Usage::
+
+    from openim_sync.conf import app_settings
+    app_settings.OPENIM_SECRETS
+
+Names holding credentials contain SECRET, TOKEN or PASS so Django's error reports mask them.
+"""
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+SETTING_NAME = "OPENIM_SYNC"
+
+DEFAULTS = {
+    # OpenIM: secret path segments (.../callback/<secret>/<command>); a list, for rotation.
+    "OPENIM_SECRETS": [],
+    # OpenIM: "user:password" pairs accepted as HTTP basic auth (Go sends a URL's userinfo that way).
+    "OPENIM_BASIC_AUTH_PASSWORDS": [],
+    # Both protocols: optional CIDR allowlist; X-Forwarded-For is honoured only from TRUSTED_PROXIES.
+    "ALLOWED_IPS": [],
+    "TRUSTED_PROXIES": [],
+    # Tencent Cloud Chat: the SDKAppID the SdkAppid query parameter must equal (None: endpoint off).
+    "TENCENT_SDKAPPID": None,
+    # Tencent Cloud Chat: callback authentication tokens (Sign = sha256_hex(token + RequestTime)).
+    "TENCENT_TOKENS": [],
+    "TENCENT_SIGN_WINDOW_SECONDS": 60,
+    # "inline": apply before replying; "deferred": store, reply, apply in a django.tasks worker.
+    "PROCESSING": "inline",
+    # django.tasks backend alias used in deferred mode.
+    "TASK_BACKEND": "default",
+    # Request limits: bodies above MAX_BODY_BYTES get 413; JSON nested deeper than MAX_JSON_DEPTH, 400.
+    "MAX_BODY_BYTES": 1024 * 1024,
+    "MAX_JSON_DEPTH": 32,
+    # openim_prune deletes events older than this many days.
+    "EVENT_RETENTION_DAYS": 30,
+    # An online session with no refresh for this long counts as offline.
+    "PRESENCE_TTL_SECONDS": 900,
+}
+
+LIST_SETTINGS = (
+    "OPENIM_SECRETS",
+    "OPENIM_BASIC_AUTH_PASSWORDS",
+    "ALLOWED_IPS",
+    "TRUSTED_PROXIES",
+    "TENCENT_TOKENS",
+)
+
+
+class AppSettings:
+    """Attribute access to ``settings.OPENIM_SYNC`` merged over :data:`DEFAULTS`, cached."""
+
+    def __init__(self, defaults):
+        self.defaults = defaults
+        self._cache = {}
+
+    @property
+    def user_settings(self):
+        return getattr(settings, SETTING_NAME, None) or {}
+
+    def __getattr__(self, name):
+        if name not in self.defaults:
+            raise AttributeError(f"Invalid openim-sync setting: {name!r}")
+        if name not in self._cache:
+            value = self.user_settings.get(name, self.defaults[name])
+            if name in LIST_SETTINGS and isinstance(value, str):
+                value = [value]
+            self._cache[name] = value
+        return self._cache[name]
+
+    def reload(self):
+        self._cache.clear()
+
+
+app_settings = AppSettings(DEFAULTS)
+
+
+@receiver(setting_changed)
+def reload_app_settings(*, setting, **kwargs):
+    if setting == SETTING_NAME:
+        app_settings.reload()
+        from openim_sync.protocols import base
+
+        base.reset_caches()

@@ -1,0 +1,17 @@
+from .base import MirrorRow, RemovableMirrorRow
+from .events import CallbackEvent, EventStatus, Protocol
+from .mirror import BlockedUser, Friend, GroupMember, ImGroup, ImUser, OnlineSession
+
+__all__ = [
+    "BlockedUser",
+    "CallbackEvent",
+    "EventStatus",
+    "Friend",
+    "GroupMember",
+    "ImGroup",
+    "ImUser",
+    "MirrorRow",
+    "OnlineSession",
+    "Protocol",
+    "RemovableMirrorRow",
+]

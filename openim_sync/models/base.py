@@ -1,0 +1,61 @@
+from django.db import models
+
+from .events import CallbackEvent
+
+
+class MirrorQuerySet(models.QuerySet):
+    def present(self):
+        return self.filter(removed_at__isnull=True)
+
+    def removed(self):
+        return self.filter(removed_at__isnull=False)
+
+
+class MirrorRow(models.Model):
+    """A row of IM state, written only through :mod:`openim_sync.writer`.
+
+    ``versions`` maps each field name (and ``present`` for existence) to ``[version, event_id]``
+    of the event that last wrote it, so a late, older event never overwrites newer state.
+    """
+
+    #: Field names that together identify the row on the IM server.
+    natural_key_fields: tuple[str, ...] = ()
+
+    version = models.BigIntegerField(
+        default=0, help_text="Version (event time or receipt time, ms) of the newest write."
+    )
+    versions = models.JSONField(default=dict, blank=True, editable=False)
+    last_event = models.ForeignKey(
+        CallbackEvent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The callback that last changed this row.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def natural_key(self):
+        return tuple(getattr(self, name) for name in self.natural_key_fields)
+
+
+class RemovableMirrorRow(MirrorRow):
+    """A mirror row that a removal (quit, kick, delete, dismiss) turns into a tombstone."""
+
+    removed_at = models.DateTimeField(
+        null=True, blank=True, db_index=True, help_text="Set when the IM server removed it."
+    )
+    removed_reason = models.CharField(max_length=32, blank=True)
+
+    objects = MirrorQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_present(self):
+        return self.removed_at is None

@@ -1,0 +1,55 @@
+from django.db import models
+from django.utils import timezone
+
+
+class Protocol(models.TextChoices):
+    OPENIM = "openim", "OpenIM Server"
+    TENCENT = "tencent", "Tencent Cloud Chat"
+
+
+class EventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSED = "processed", "Processed"
+    IGNORED = "ignored", "Ignored"
+    REJECTED = "rejected", "Rejected"
+    FAILED = "failed", "Failed"
+
+
+class CallbackEvent(models.Model):
+    """One HTTP delivery from the IM server, stored before anything is applied."""
+
+    protocol = models.CharField(max_length=16, choices=Protocol)
+    command = models.CharField(max_length=128, db_index=True)
+    url_command = models.CharField(
+        max_length=128, blank=True, help_text="The command named by the URL, if any."
+    )
+    status = models.CharField(
+        max_length=16, choices=EventStatus, default=EventStatus.RECEIVED, db_index=True
+    )
+    reason = models.TextField(
+        blank=True, help_text="Why the event was ignored, rejected or failed."
+    )
+    traceback = models.TextField(blank=True)
+    body = models.BinaryField(help_text="The request body exactly as received.")
+    payload = models.JSONField(null=True, blank=True, help_text="The parsed JSON body.")
+    headers = models.JSONField(default=dict, blank=True)
+    query = models.JSONField(default=dict, blank=True)
+    operation_id = models.CharField(max_length=128, blank=True, db_index=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "callback event"
+        indexes = [
+            models.Index(fields=["status", "id"], name="openim_event_status_id"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.command or '(no command)'} [{self.status}]"
+
+    @property
+    def received_ms(self):
+        return int(self.received_at.timestamp() * 1000)

@@ -1,0 +1,185 @@
+"""One path for every delivery.
+
+``receive`` (the views) stores the request as a :class:`CallbackEvent` first, then ``process``
+applies it; replays, admin actions and deferred tasks call ``process`` on stored events.
+"""
+
+import traceback
+from dataclasses import dataclass, field
+
+from django.db import InterfaceError, OperationalError, transaction
+from django.utils import timezone
+
+from openim_sync import signals, writer
+from openim_sync.callbacks import registry
+from openim_sync.conf import app_settings
+from openim_sync.exceptions import BadDelivery, DatabaseUnavailable, PayloadTooLarge
+from openim_sync.models import CallbackEvent, EventStatus
+from openim_sync.protocols import adapter_for
+from openim_sync.protocols.base import (
+    client_ip,
+    decode_body,
+    read_body,
+    request_headers,
+    request_query,
+    storable,
+)
+
+COMMAND_LENGTH = CallbackEvent._meta.get_field("command").max_length
+OPERATION_ID_LENGTH = CallbackEvent._meta.get_field("operation_id").max_length
+HTTP_STATUS = {EventStatus.REJECTED: 400, EventStatus.FAILED: 500}
+DATABASE_DOWN = (OperationalError, InterfaceError)
+STATUS_FIELDS = ["status", "reason", "traceback", "processed_at", "attempts"]
+
+
+@dataclass
+class Outcome:
+    event: CallbackEvent
+    status: str
+    reason: str = ""
+    changed: list = field(default_factory=list)
+    http_status: int = 0
+
+    def __post_init__(self):
+        self.http_status = self.http_status or HTTP_STATUS.get(self.status, 200)
+
+
+def receive(adapter, request, route):
+    """Store an authenticated request as an event, then apply it (or queue it)."""
+    try:
+        return _receive(adapter, request, route)
+    except DATABASE_DOWN as exc:
+        raise DatabaseUnavailable(f"The database is unavailable ({type(exc).__name__}).") from exc
+
+
+def _receive(adapter, request, route):
+    event = CallbackEvent(
+        protocol=adapter.name,
+        url_command=_command_column(route.url_command),
+        command=_command_column(route.url_command),
+        headers=request_headers(request),
+        query=request_query(request),
+        remote_addr=client_ip(request) or None,
+    )
+    event.operation_id = storable(request.headers.get("operationID", ""))[:OPERATION_ID_LENGTH]
+    try:
+        event.body = read_body(request)
+        event.payload = decode_body(event.body)
+        event.command = _command_column(adapter.resolve_command(route.url_command, event.payload))
+    except (BadDelivery, PayloadTooLarge) as exc:
+        if isinstance(exc, PayloadTooLarge):
+            event.body = b""
+        return _store_rejected(event, exc)
+
+    event.save(force_insert=True)
+    _on_commit(signals.event_received, event=event)
+    if app_settings.PROCESSING == "deferred":
+        from openim_sync.tasks import enqueue
+
+        enqueue(event)
+        return Outcome(event, EventStatus.RECEIVED, "Queued for processing.")
+    return process(event)
+
+
+def process(event):
+    """Apply a stored event to the mirror and record the outcome on it."""
+    try:
+        return _process(event)
+    except DATABASE_DOWN as exc:
+        raise DatabaseUnavailable(f"The database is unavailable ({type(exc).__name__}).") from exc
+
+
+def _process(event):
+    adapter = adapter_for(event.protocol)
+    event.attempts += 1
+    try:
+        payload = event.payload
+        if payload is None:
+            payload = decode_body(bytes(event.body or b""))
+        command = adapter.resolve_command(event.url_command, payload)
+    except BadDelivery as exc:
+        return _finish(event, EventStatus.REJECTED, exc.message, STATUS_FIELDS)
+    reparsed = event.payload is None or event.command != command
+    event.payload, event.command = payload, _command_column(command)
+    save_fields = STATUS_FIELDS + (["payload", "command"] if reparsed else [])
+
+    spec = registry.lookup(event.protocol, command)
+    if spec is None:
+        reason = f"Unknown {adapter.name} command {command!r}: stored, nothing applied."
+        return _finish(event, EventStatus.IGNORED, reason, save_fields)
+    if spec.ignored:
+        return _finish(event, EventStatus.IGNORED, spec.ignored_reason, save_fields)
+
+    serializer = spec.serializer(data=payload)
+    if not serializer.is_valid():
+        return _finish(event, EventStatus.REJECTED, describe_errors(serializer.errors), save_fields)
+    data = serializer.validated_data
+    version = data.get(spec.version_field) if spec.version_field else None
+    if version is None:
+        version = event.received_ms
+    context = registry.Context(event=event, version=version, command=command)
+
+    try:
+        with transaction.atomic():
+            changed = writer.apply(spec.handler(data, context), event=event, version=version)
+            _mark(event, EventStatus.PROCESSED, "")
+            event.save(update_fields=save_fields)
+            _on_commit(signals.event_processed, event=event, changed=changed)
+    except DATABASE_DOWN:
+        raise
+    except Exception as exc:
+        event.traceback = traceback.format_exc()
+        return _finish(event, EventStatus.FAILED, f"{type(exc).__name__}: {exc}", save_fields)
+    return Outcome(event, EventStatus.PROCESSED, changed=changed)
+
+
+def describe_errors(errors, prefix=""):
+    """DRF's nested error dict as one line naming each bad field: ``roleLevel: A valid ...``."""
+    parts = []
+    if isinstance(errors, dict):
+        for name, detail in errors.items():
+            label = prefix if name == "non_field_errors" else f"{prefix}.{name}" if prefix else name
+            parts.append(describe_errors(detail, label))
+    elif isinstance(errors, list) and errors and not all(isinstance(e, str) for e in errors):
+        for index, detail in enumerate(errors):
+            if detail:
+                parts.append(describe_errors(detail, f"{prefix}[{index}]"))
+    else:
+        messages = " ".join(str(e) for e in errors) if isinstance(errors, list) else str(errors)
+        parts.append(f"{prefix}: {messages}" if prefix else messages)
+    return "; ".join(part for part in parts if part)
+
+
+def _store_rejected(event, exc):
+    event.status, event.reason = EventStatus.REJECTED, exc.message
+    event.save(force_insert=True)
+    _on_commit(signals.event_received, event=event)
+    _on_commit(signals.event_processed, event=event, changed=[])
+    return Outcome(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
+
+
+def _finish(event, status, reason, save_fields):
+    _mark(event, status, reason)
+    if status != EventStatus.FAILED:
+        event.traceback = ""
+    event.save(update_fields=save_fields)
+    _on_commit(signals.event_processed, event=event, changed=[])
+    return Outcome(event, status, reason)
+
+
+def _mark(event, status, reason):
+    event.status, event.reason, event.processed_at = status, reason, timezone.now()
+
+
+def _command_column(command):
+    return storable(command or "")[:COMMAND_LENGTH]
+
+
+def _on_commit(signal, **kwargs):
+    event = kwargs["event"]
+    extra = (
+        {"command": event.command, "status": event.status}
+        if signal is signals.event_processed
+        else {}
+    )
+    transaction.on_commit(lambda: signal.send(sender=CallbackEvent, **kwargs, **extra), robust=True)

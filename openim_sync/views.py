@@ -1,0 +1,46 @@
+"""Thin callback views: route and authenticate, then hand the request to the pipeline."""
+
+from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+
+from openim_sync import pipeline
+from openim_sync.exceptions import CallbackError
+from openim_sync.protocols import ADAPTERS
+
+
+@method_decorator([csrf_exempt, login_not_required, transaction.non_atomic_requests], "dispatch")
+class CallbackView(View):
+    """Receives one protocol's callbacks. Only POST; the reply is always the protocol's envelope."""
+
+    protocol = ""
+    http_method_names = ["post"]
+
+    @property
+    def adapter(self):
+        return ADAPTERS[self.protocol]
+
+    def post(self, request, path=""):
+        adapter = self.adapter
+        try:
+            route = adapter.route(request, path or "")
+            adapter.authenticate(request, route)
+            outcome = pipeline.receive(adapter, request, route)
+        except CallbackError as exc:
+            return adapter.reply(exc.status, exc.message)
+        return adapter.reply(outcome.http_status, outcome.reason)
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        response = self.adapter.reply(405, f"Method {request.method} is not allowed: use POST.")
+        response["Allow"] = "POST"
+        return response
+
+
+class OpenIMCallbackView(CallbackView):
+    protocol = "openim"
+
+
+class TencentCallbackView(CallbackView):
+    protocol = "tencent"

@@ -1,0 +1,242 @@
+"""Apply a handler's changes to the mirror: versioned, idempotent, safe under concurrency.
+
+A handler describes what an event says as a list of :class:`Change` objects. :func:`apply` then
+
+1. locks every affected row (``SELECT ... FOR UPDATE``) in one global order, so two deliveries
+   touching the same rows never deadlock;
+2. resolves values that depend on the rows' previous state (see :class:`Previous`);
+3. writes each field only where the event is at least as new as the event that last wrote that
+   field (``versions[field] = [version, event_id]``), inserting missing rows; a concurrent insert of
+   the same row is caught inside a savepoint and merged instead.
+
+It must run inside ``transaction.atomic()``; the caller owns the transaction.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from openim_sync.models import (
+    BlockedUser,
+    Friend,
+    GroupMember,
+    ImGroup,
+    ImUser,
+    MirrorRow,
+    OnlineSession,
+    RemovableMirrorRow,
+)
+
+#: Rows are always locked in this model order, then by natural key.
+MODEL_ORDER = (ImUser, ImGroup, GroupMember, Friend, BlockedUser, OnlineSession)
+
+PRESENT = "present"
+
+
+class Merge(dict):
+    """A value for a JSON dict field whose keys are merged (and versioned) one by one."""
+
+
+@dataclass(frozen=True)
+class Previous:
+    """A value read from another row of the same event, as it was before this event.
+
+    ``Previous(GroupMember, {"group_id": g, "user_id": new_owner}, "role_level", default=20)``
+    """
+
+    model: type[MirrorRow]
+    key: dict
+    field: str
+    default: Any = None
+
+
+@dataclass
+class Change:
+    """What an event says about one mirror row (or, with ``every_row``, about many)."""
+
+    model: type[MirrorRow]
+    key: dict
+    values: dict = field(default_factory=dict)
+    #: True: the row exists on the IM server; False: it was removed; None: no information.
+    present: bool | None = None
+    removed_reason: str = ""
+    #: Apply to every existing row matching ``key`` (e.g. all members of a group); never inserts.
+    every_row: bool = False
+
+    def sort_key(self):
+        key = tuple(str(self.key.get(name, "")) for name in self.model.natural_key_fields)
+        return (MODEL_ORDER.index(self.model), self.every_row, key)
+
+
+@dataclass
+class Stamp:
+    version: int
+    event_id: int
+
+    def as_list(self):
+        return [self.version, self.event_id]
+
+
+def apply(changes, *, event, version):
+    """Apply ``changes`` for ``event`` at ``version``; return the rows that were written."""
+    stamp = Stamp(version, event.pk)
+    changes = _with_parent_groups(changes)
+    changes.sort(key=Change.sort_key)
+
+    locked = {}
+    for change in changes:
+        if change.every_row:
+            for row in _lock_every(change):
+                locked.setdefault((change.model, row.natural_key()), row)
+        else:
+            ident = (change.model, _key_tuple(change.model, change.key))
+            if ident not in locked:
+                locked[ident] = _lock_one(change.model, change.key)
+
+    previous = {ident: _snapshot(row) for ident, row in locked.items()}
+    for change in changes:
+        change.values = {name: _resolve(value, previous) for name, value in change.values.items()}
+
+    written = {}
+    for change in changes:
+        targets = (
+            [
+                row
+                for (model, _), row in locked.items()
+                if model is change.model and _matches(row, change.key)
+            ]
+            if change.every_row
+            else [locked[(change.model, _key_tuple(change.model, change.key))]]
+        )
+        for row in targets:
+            row = _write(change, row, stamp, event, locked)
+            if row is not None:
+                locked[(change.model, row.natural_key())] = row
+                written[(change.model, row.natural_key())] = row
+    return list(written.values())
+
+
+def _with_parent_groups(changes):
+    """A membership implies its group: lock (or create) the group row before its members."""
+    changes = list(changes)
+    groups = {c.key["group_id"] for c in changes if c.model is ImGroup and not c.every_row}
+    for change in list(changes):
+        if change.model is GroupMember and not change.every_row and change.present:
+            group_id = change.key["group_id"]
+            if group_id not in groups:
+                groups.add(group_id)
+                changes.append(Change(ImGroup, {"group_id": group_id}, present=None))
+    return changes
+
+
+def _key_tuple(model, key):
+    return tuple(key[name] for name in model.natural_key_fields)
+
+
+def _matches(row, key):
+    return all(getattr(row, name) == value for name, value in key.items())
+
+
+def _lock_one(model, key):
+    return model.objects.select_for_update().filter(**key).first()
+
+
+def _lock_every(change):
+    names = change.model.natural_key_fields
+    return list(change.model.objects.select_for_update().filter(**change.key).order_by(*names))
+
+
+def _snapshot(row):
+    if row is None:
+        return None
+    return {f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields}
+
+
+def _resolve(value, previous):
+    if not isinstance(value, Previous):
+        return value
+    snapshot = previous.get((value.model, _key_tuple(value.model, value.key)))
+    if snapshot is None or snapshot.get(value.field) is None:
+        return value.default
+    return snapshot[value.field]
+
+
+def _newer(row, name, stamp):
+    current = row.versions.get(name)
+    return current is None or stamp.as_list() >= current
+
+
+def _write(change, row, stamp, event, locked):
+    """Merge ``change`` into ``row`` (inserting it if ``row`` is None); None if nothing changed."""
+    is_new = row is None
+    if is_new:
+        if change.present is None and change.model is not ImGroup and not change.values:
+            return None
+        row = change.model(**change.key)
+        row.versions = {}
+
+    touched = _merge(change, row, stamp, event, locked, is_new=is_new)
+    if not touched and not is_new:
+        return None
+
+    row.version = max(row.version or 0, stamp.version)
+    row.last_event_id = event.pk
+    if is_new:
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+            return row
+        except IntegrityError:
+            # Another delivery inserted the same row meanwhile: merge into theirs.
+            row = _lock_one(change.model, change.key)
+            if not _merge(change, row, stamp, event, locked, is_new=False):
+                return None
+            row.version = max(row.version or 0, stamp.version)
+            row.last_event_id = event.pk
+    row.save()
+    return row
+
+
+def _merge(change, row, stamp, event, locked, *, is_new):
+    touched = False
+    for name, value in change.values.items():
+        if isinstance(value, Merge):
+            merged = dict(getattr(row, name) or {})
+            for sub, sub_value in value.items():
+                if _newer(row, f"{name}.{sub}", stamp):
+                    merged[sub] = sub_value
+                    row.versions[f"{name}.{sub}"] = stamp.as_list()
+                    touched = True
+            setattr(row, name, merged)
+        elif _newer(row, name, stamp):
+            setattr(row, name, value)
+            row.versions[name] = stamp.as_list()
+            touched = True
+
+    if isinstance(row, RemovableMirrorRow):
+        touched |= _merge_presence(change, row, stamp, event, locked, is_new=is_new)
+    return touched
+
+
+def _merge_presence(change, row, stamp, event, locked, *, is_new):
+    present, reason, present_stamp = change.present, change.removed_reason, stamp
+    if present is None and is_new:
+        present = True  # a row first seen through an update exists on the server
+    if present and isinstance(row, GroupMember):
+        group = locked.get((ImGroup, (row.group_id,)))
+        if group is not None and group.removed_at is not None:
+            group_stamp = group.versions.get(PRESENT)
+            if group_stamp and group_stamp > stamp.as_list():
+                # The group was dismissed after this event: the member is gone with it.
+                present, reason, present_stamp = False, group.removed_reason, Stamp(*group_stamp)
+    if present is None or not _newer(row, PRESENT, present_stamp):
+        return False
+    row.versions[PRESENT] = present_stamp.as_list()
+    if present:
+        row.removed_at, row.removed_reason = None, ""
+    else:
+        row.removed_at = row.removed_at or event.received_at or timezone.now()
+        row.removed_reason = reason
+    return True

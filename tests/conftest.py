@@ -1,0 +1,18 @@
+import pytest
+from django.db import connection
+
+
+@pytest.fixture
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+
+
+@pytest.fixture
+def openim_settings(settings):
+    """Change OPENIM_SYNC keys for one test: ``openim_settings(OPENIM_SECRETS=["s"])``."""
+
+    def apply(**values):
+        settings.OPENIM_SYNC = {**settings.OPENIM_SYNC, **values}
+
+    return apply
