@@ -119,11 +119,15 @@ def apply(changes, *, event, version):
 
 
 def _with_parent_groups(changes):
-    """A membership implies its group: lock (or create) the group row before its members."""
+    """Lock (or create) a member's group before the member.
+
+    A membership implies its group, and every transaction touching a group's members holds the
+    group row first, so member rows of one group are never locked in conflicting orders.
+    """
     changes = list(changes)
     groups = {c.key["group_id"] for c in changes if c.model is ImGroup and not c.every_row}
     for change in list(changes):
-        if change.model is GroupMember and not change.every_row and change.present:
+        if change.model is GroupMember and not change.every_row:
             group_id = change.key["group_id"]
             if group_id not in groups:
                 groups.add(group_id)
