@@ -1,24 +1,148 @@
-"""System checks for the OPENIM_SYNC settings (ids are stable: openim_sync.E001, W001, ...)."""
+"""System checks for the OPENIM_SYNC settings. The ids are stable; docs/security.md lists them.
+
+Errors (the settings cannot work as written):
+
+* ``openim_sync.E001`` PROCESSING is not "inline" or "deferred".
+* ``openim_sync.E002`` OPENIM_SYNC is not a dict, or has a key this app does not know (a typo).
+* ``openim_sync.E003`` a list setting is neither a list (tuple) of strings nor a single string.
+* ``openim_sync.E004`` an ALLOWED_IPS / TRUSTED_PROXIES entry is not an IP address or CIDR.
+* ``openim_sync.E005`` TENCENT_SDKAPPID is not an integer (or a string of digits).
+* ``openim_sync.E006`` a limit (MAX_BODY_BYTES, ...) is not a positive integer.
+* ``openim_sync.E007`` an OPENIM_SECRETS entry is empty or contains "/" or "?" (it could never
+  match a URL path segment), or an OPENIM_BASIC_AUTH_PASSWORDS entry is not "user:password".
+
+Warnings (the settings work but are unsafe):
+
+* ``openim_sync.W001`` DEBUG is False and OpenIM callbacks are accepted from anyone: no secret,
+  no basic auth and no IP allowlist.
+* ``openim_sync.W002`` Tencent callbacks are on (TENCENT_SDKAPPID is set) without TENCENT_TOKENS:
+  anyone who knows the SDKAppID can post.
+"""
+
+import ipaddress
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from openim_sync.conf import app_settings
+from openim_sync.conf import DEFAULTS, LIST_SETTINGS, SETTING_NAME
+
+POSITIVE_INTEGERS = (
+    "MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
+    "TENCENT_SIGN_WINDOW_SECONDS",
+    "EVENT_RETENTION_DAYS",
+    "PRESENCE_TTL_SECONDS",
+)
+NETWORK_SETTINGS = ("ALLOWED_IPS", "TRUSTED_PROXIES")
+
+
+def _name(key):
+    return f"{SETTING_NAME}[{key!r}]"
 
 
 @register(Tags.security, deploy=False)
 def check_settings(app_configs=None, **kwargs):
+    user = getattr(settings, SETTING_NAME, None)
+    if user is None:
+        user = {}
+    if not isinstance(user, dict):
+        return [
+            Error(
+                f"{SETTING_NAME} must be a dict, not {type(user).__name__}.",
+                id="openim_sync.E002",
+            )
+        ]
+    values = {**DEFAULTS, **user}
     messages = []
-    if app_settings.PROCESSING not in ("inline", "deferred"):
+
+    for key in sorted(set(user) - set(DEFAULTS)):
         messages.append(
             Error(
-                f"OPENIM_SYNC['PROCESSING'] is {app_settings.PROCESSING!r}.",
+                f"{SETTING_NAME} has an unknown key {key!r}.",
+                hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+                id="openim_sync.E002",
+            )
+        )
+
+    if values["PROCESSING"] not in ("inline", "deferred"):
+        messages.append(
+            Error(
+                f"{_name('PROCESSING')} is {values['PROCESSING']!r}.",
                 hint='Use "inline" or "deferred".',
                 id="openim_sync.E001",
             )
         )
-    protected = app_settings.OPENIM_SECRETS or app_settings.OPENIM_BASIC_AUTH_PASSWORDS
-    if not settings.DEBUG and not protected and not app_settings.ALLOWED_IPS:
+
+    lists = {}
+    for key in LIST_SETTINGS:
+        value = values[key]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            messages.append(
+                Error(
+                    f"{_name(key)} must be a list of strings, not {value!r}.",
+                    id="openim_sync.E003",
+                )
+            )
+            value = []
+        lists[key] = list(value)
+
+    for key in NETWORK_SETTINGS:
+        for entry in lists[key]:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                messages.append(
+                    Error(
+                        f"{_name(key)} has {entry!r}, which is not an IP address or network.",
+                        hint='Use addresses or CIDRs such as "10.0.0.0/8" or "2001:db8::/32".',
+                        id="openim_sync.E004",
+                    )
+                )
+
+    for secret in lists["OPENIM_SECRETS"]:
+        if not secret or "/" in secret or "?" in secret:
+            messages.append(
+                Error(
+                    f"{_name('OPENIM_SECRETS')} has an entry that is empty or contains '/' or "
+                    "'?': it can never match a URL path segment.",
+                    id="openim_sync.E007",
+                )
+            )
+    for pair in lists["OPENIM_BASIC_AUTH_PASSWORDS"]:
+        if ":" not in pair:
+            messages.append(
+                Error(
+                    f"{_name('OPENIM_BASIC_AUTH_PASSWORDS')} has an entry without ':'.",
+                    hint='Each entry is "user:password", as in https://user:password@host/...',
+                    id="openim_sync.E007",
+                )
+            )
+
+    sdkappid = values["TENCENT_SDKAPPID"]
+    tencent_on = sdkappid not in (None, "")
+    if tencent_on and not _is_integer(sdkappid):
+        messages.append(
+            Error(
+                f"{_name('TENCENT_SDKAPPID')} is {sdkappid!r}, not an integer.",
+                hint="Copy the SDKAppID from the Tencent Cloud Chat console, e.g. 1400000000.",
+                id="openim_sync.E005",
+            )
+        )
+
+    for key in POSITIVE_INTEGERS:
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            messages.append(
+                Error(
+                    f"{_name(key)} must be a positive integer, not {value!r}.",
+                    id="openim_sync.E006",
+                )
+            )
+
+    protected = lists["OPENIM_SECRETS"] or lists["OPENIM_BASIC_AUTH_PASSWORDS"]
+    if not settings.DEBUG and not protected and not lists["ALLOWED_IPS"]:
         messages.append(
             Warning(
                 "OpenIM callbacks are accepted from anyone: no secret, no basic auth, no IP "
@@ -28,4 +152,22 @@ def check_settings(app_configs=None, **kwargs):
                 id="openim_sync.W001",
             )
         )
+    if tencent_on and not lists["TENCENT_TOKENS"]:
+        messages.append(
+            Warning(
+                "Tencent Cloud Chat callbacks are on but unauthenticated: TENCENT_TOKENS is "
+                "empty, so anyone who knows the SDKAppID can post.",
+                hint="Turn on callback authentication in the Tencent Cloud Chat console and put "
+                "its token in OPENIM_SYNC['TENCENT_TOKENS'].",
+                id="openim_sync.W002",
+            )
+        )
     return messages
+
+
+def _is_integer(value):
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, str) and value.isascii() and value.isdigit()

@@ -26,9 +26,16 @@ class NotFound(CallbackError):
 
 
 class AuthenticationFailed(CallbackError):
-    """Missing or wrong credentials (secret, basic auth, Sign, RequestTime): 401."""
+    """Missing or wrong credentials (secret, basic auth, Sign, RequestTime): 401.
+
+    ``challenge`` becomes the ``WWW-Authenticate`` header (set when basic auth is accepted).
+    """
 
     status = 401
+
+    def __init__(self, message, challenge=""):
+        super().__init__(message)
+        self.challenge = challenge
 
 
 class PermissionDenied(CallbackError):

@@ -29,7 +29,10 @@ class CallbackView(View):
             adapter.authenticate(request, route)
             outcome = pipeline.receive(adapter, request, route)
         except CallbackError as exc:
-            return adapter.reply(exc.status, exc.message)
+            response = adapter.reply(exc.status, exc.message)
+            if getattr(exc, "challenge", ""):
+                response["WWW-Authenticate"] = exc.challenge
+            return response
         return adapter.reply(outcome.http_status, outcome.reason)
 
     def http_method_not_allowed(self, request, *args, **kwargs):

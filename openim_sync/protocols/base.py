@@ -2,6 +2,7 @@
 
 import ipaddress
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -96,7 +97,9 @@ def decode_body(body):
             f"The body is not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})."
         ) from None
     try:
-        payload = json.loads(text, parse_constant=_reject_constant)
+        payload = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_int
+        )
     except json.JSONDecodeError as exc:
         raise BadDelivery(
             f"Malformed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
@@ -111,6 +114,23 @@ def decode_body(body):
 
 def _reject_constant(name):
     raise BadDelivery(f"Malformed JSON: {name} is not a JSON value.")
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        # PostgreSQL's jsonb has no Infinity: refuse it here rather than fail on save.
+        raise BadDelivery(f"Malformed JSON: the number {text[:40]} is out of range.")
+    return value
+
+
+def _int(text):
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        raise BadDelivery(
+            f"Malformed JSON: an integer with {len(text)} digits is too long."
+        ) from None
 
 
 def _too_deep():
@@ -174,15 +194,27 @@ def request_query(request):
 
 
 def client_ip(request):
-    """The client address; X-Forwarded-For is believed only when it comes from a trusted proxy."""
-    remote = request.META.get("REMOTE_ADDR", "")
+    """The client address, or "" if unknown.
+
+    X-Forwarded-For is believed only when the connection comes from a trusted proxy, and only up
+    to the first entry (from the right) that is not itself a trusted proxy; an entry that is not
+    an IP address makes the client unknown.
+    """
+    remote = _valid_ip(request.META.get("REMOTE_ADDR", ""))
     if not _in_networks(remote, _networks("TRUSTED_PROXIES")):
         return remote
     forwarded = [ip.strip() for ip in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
     for candidate in reversed([ip for ip in forwarded if ip]):
         if not _in_networks(candidate, _networks("TRUSTED_PROXIES")):
-            return candidate
+            return _valid_ip(candidate)
     return remote
+
+
+def _valid_ip(text):
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return ""
 
 
 def check_client_ip(request):

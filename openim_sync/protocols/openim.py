@@ -19,6 +19,7 @@ from openim_sync.exceptions import AuthenticationFailed, NotFound
 
 from .base import ProtocolAdapter, Route, check_client_ip
 
+BASIC_CHALLENGE = 'Basic realm="openim-sync", charset="UTF-8"'
 SUCCESS = {"actionCode": 0, "errCode": 0, "errMsg": "", "errDlt": "", "nextCode": 0}
 
 
@@ -56,14 +57,15 @@ class OpenIM(ProtocolAdapter):
         credentials = _basic_auth(request)
         if credentials and any(constant_time_compare(credentials, p) for p in passwords):
             return
+        challenge = BASIC_CHALLENGE if passwords else ""
         if route.secret is not None:
-            raise AuthenticationFailed("The secret in the URL path is not valid.")
+            raise AuthenticationFailed("The secret in the URL path is not valid.", challenge)
         if credentials:
-            raise AuthenticationFailed("The basic-auth credentials are not valid.")
-        raise AuthenticationFailed(
-            "Missing credentials: put a configured secret in the URL path "
-            "(.../callback/<secret>/<command>) or send basic auth."
-        )
+            raise AuthenticationFailed("The basic-auth credentials are not valid.", challenge)
+        how = "put a configured secret in the URL path (.../callback/<secret>/<command>)"
+        if passwords:
+            how = f"{how} or send basic auth" if secrets else "send basic auth"
+        raise AuthenticationFailed(f"Missing credentials: {how}.", challenge)
 
     def success_body(self):
         return SUCCESS
