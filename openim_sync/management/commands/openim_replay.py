@@ -1,79 +1,196 @@
-"""Re-run stored callback events through the pipeline (the same path as a live delivery)."""
+"""Re-run stored callback events through the pipeline (the same path as a live delivery).
 
-from collections import Counter
+Replays respect the ordering guard: an event older than what a mirror row already holds changes
+nothing, so replaying everything twice leaves the mirror as it was.
+"""
+
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
-from openim_sync import pipeline
 from openim_sync.exceptions import DatabaseUnavailable
-from openim_sync.models import CallbackEvent, EventStatus
+from openim_sync.management import selection
+from openim_sync.models import CallbackEvent, EventStatus, Protocol
 
-BATCH_SIZE = 500
+
+def when(value):
+    """An ISO date or datetime; naive values are in the current time zone."""
+    parsed = parse_datetime(value)
+    if parsed is None:
+        day = parse_date(value)
+        if day is None:
+            raise ValueError(value)
+        parsed = datetime(day.year, day.month, day.day)
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed)
+    return parsed
+
+
+when.__name__ = "ISO date/time"
 
 
 class Command(BaseCommand):
     help = (
-        "Replay stored callback events through the pipeline. By default replays failed and "
-        "rejected events; exits with status 1 while any replayed event still fails."
+        "Replay stored callback events through the pipeline. Without selectors: failed and "
+        "rejected events, and events still 'received' after --stale-minutes (left behind by a "
+        "crash or an outage). Exits with status 1 while a replayed event still fails."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
+        add = parser.add_argument
+        add(
             "--id",
             dest="ids",
             type=int,
             action="append",
             default=[],
-            help="Replay this event id (repeatable).",
+            metavar="ID",
+            help="Replay this event, whatever its status (repeatable).",
         )
-        parser.add_argument(
+        add("--from-id", type=int, help="Only events with id >= this.")
+        add("--to-id", type=int, help="Only events with id <= this.")
+        add(
             "--status",
             dest="statuses",
             action="append",
             default=[],
             choices=EventStatus.values,
-            help="Replay events with this status (repeatable; default: failed and rejected).",
+            help="Only events with this status (repeatable; default: failed, rejected and "
+            "stale received).",
         )
-        parser.add_argument(
+        add("--all", action="store_true", help="Any status (still narrowed by other selectors).")
+        add(
+            "--stale-minutes",
+            type=int,
+            default=selection.STALE_RECEIVED_MINUTES,
+            help="A 'received' event counts as stuck after this many minutes (0: any age; "
+            "default: %(default)s).",
+        )
+        add(
             "--command",
             dest="commands",
             action="append",
             default=[],
             help="Only events of this command (repeatable).",
         )
-        parser.add_argument("--all", action="store_true", help="Every stored event, oldest first.")
+        add("--protocol", choices=Protocol.values, help="Only events of this protocol.")
+        add("--since", type=when, help="Only events received at or after this ISO date/time.")
+        add("--until", type=when, help="Only events received before this ISO date/time.")
+        add("--user", help="Only events naming this user ID (userID, sendID, *_Account, ...).")
+        add("--group", help="Only events naming this group ID (groupID, GroupId).")
+        add("--batch-size", type=int, default=selection.BATCH_SIZE, help="Events per query.")
+        add("--dry-run", action="store_true", help="List the selected events; change nothing.")
 
-    def handle(self, *args, ids, statuses, commands, all, **options):
-        events = CallbackEvent.objects.order_by("id")
-        if ids:
-            events = events.filter(pk__in=ids)
-        elif not all:
-            events = events.filter(
-                status__in=statuses or [EventStatus.FAILED, EventStatus.REJECTED]
+    def handle(self, *args, **options):
+        events = self.select(options)
+        user, group = options["user"], options["group"]
+        accept = None
+        if user is not None or group is not None:
+
+            def accept(event):
+                return selection.touches(event.payload, user_id=user, group_id=group)
+
+        if options["dry_run"]:
+            return self.dry_run(events, accept, options["batch_size"])
+
+        total = events.count()
+        progress = Progress(self.stderr, total, every=options["batch_size"])
+        try:
+            report = selection.replay(
+                events,
+                accept=accept,
+                batch_size=options["batch_size"],
+                on_outcome=lambda event, outcome: self.reported(event, outcome, progress, options),
             )
-        if commands:
-            events = events.filter(command__in=commands)
+        except DatabaseUnavailable as exc:
+            raise CommandError(f"Stopped: {exc}") from exc
+        finally:
+            progress.close()
+        self.stdout.write(report.summary())
+        if report.failed_ids:
+            shown = ", ".join(f"#{pk}" for pk in report.failed_ids[:20])
+            more = " ..." if len(report.failed_ids) > 20 else ""
+            raise CommandError(
+                f"{len(report.failed_ids)} event(s) still failed: {shown}{more}. Fix the cause "
+                "and replay them again (see each event's reason and traceback in admin).",
+                returncode=1,
+            )
 
-        outcomes = Counter()
-        last_id = 0
-        while True:
-            batch = list(events.filter(pk__gt=last_id)[:BATCH_SIZE])
-            if not batch:
-                break
+    def select(self, options):
+        events = CallbackEvent.objects.all()
+        if options["ids"]:
+            events = events.filter(pk__in=options["ids"])
+        elif not options["all"]:
+            events = selection.default_selection(
+                events, options["statuses"], options["stale_minutes"]
+            )
+        if options["all"] and options["statuses"]:
+            raise CommandError("--all and --status contradict each other: use one.")
+        if options["from_id"] is not None:
+            events = events.filter(pk__gte=options["from_id"])
+        if options["to_id"] is not None:
+            events = events.filter(pk__lte=options["to_id"])
+        if options["commands"]:
+            events = events.filter(command__in=options["commands"])
+        if options["protocol"]:
+            events = events.filter(protocol=options["protocol"])
+        if options["since"]:
+            events = events.filter(received_at__gte=options["since"])
+        if options["until"]:
+            events = events.filter(received_at__lt=options["until"])
+        for value in (options["user"], options["group"]):
+            if value is not None:
+                events = selection.mentioning(events, value)
+        return events
+
+    def dry_run(self, events, accept, batch_size):
+        listed = events.defer("body", "headers", "query", "traceback")
+        if accept is None:
+            listed = listed.defer("payload")
+        count = 0
+        for batch in selection.in_batches(listed, batch_size):
             for event in batch:
-                try:
-                    outcome = pipeline.process(event)
-                except DatabaseUnavailable as exc:
-                    raise CommandError(str(exc)) from exc
-                outcomes[outcome.status] += 1
-                if options["verbosity"] >= 2 or outcome.status == EventStatus.FAILED:
-                    self.stdout.write(
-                        f"#{event.pk} {event.command}: {outcome.status} {outcome.reason}"
-                    )
-            last_id = batch[-1].pk
+                if accept is not None and not accept(event):
+                    continue
+                count += 1
+                self.stdout.write(
+                    f"#{event.pk} {event.received_at:%Y-%m-%d %H:%M:%S} {event.protocol} "
+                    f"{event.command or '(no command)'} [{event.status}]"
+                )
+        self.stdout.write(f"Dry run: {count} event(s) would be replayed.")
 
-        total = sum(outcomes.values())
-        summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
-        self.stdout.write(f"Replayed {total} event(s){': ' + summary if summary else ''}.")
-        if outcomes[EventStatus.FAILED]:
-            raise SystemExit(1)
+    def reported(self, event, outcome, progress, options):
+        progress.step()
+        if options["verbosity"] >= 2 or outcome.status == EventStatus.FAILED:
+            progress.clear()
+            self.stdout.write(f"#{event.pk} {event.command}: {outcome.status} {outcome.reason}")
+
+
+class Progress:
+    """A bar on a terminal; otherwise a plain count after every batch (logs, cron mail)."""
+
+    WIDTH = 30
+
+    def __init__(self, out, total, every):
+        self.out, self.total, self.every, self.done = out, total, every, 0
+        self.tty = out.isatty()
+
+    def step(self):
+        self.done += 1
+        if self.tty:
+            filled = self.WIDTH * self.done // max(self.total, 1)
+            bar = "#" * min(filled, self.WIDTH) + "." * max(self.WIDTH - filled, 0)
+            self.out.write(f"\r[{bar}] {self.done}/{self.total}", ending="")
+            self.out.flush()
+        elif self.done % self.every == 0:
+            self.out.write(f"Progress: {self.done} of at most {self.total} event(s) replayed.")
+
+    def clear(self):
+        if self.tty:
+            self.out.write("\r" + " " * (self.WIDTH + 30) + "\r", ending="")
+
+    def close(self):
+        if self.tty and self.done:
+            self.out.write("")
