@@ -108,3 +108,11 @@ def platform_name(name=None, platform_id=None):
     if name:
         return PLATFORM_NAMES.get(name.lower(), name)
     return OPENIM_PLATFORMS.get(platform_id, "Unknown")
+
+
+def query_value(ctx, name):
+    """One query-string parameter of the delivery (the last one if repeated), or ""."""
+    value = ctx.query.get(name, "")
+    if isinstance(value, list):
+        value = value[-1] if value else ""
+    return value

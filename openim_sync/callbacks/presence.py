@@ -1,14 +1,18 @@
 """Online sessions."""
 
+import ipaddress
+
 from rest_framework import serializers
 
 from openim_sync.models import OnlineSession, Protocol
 from openim_sync.writer import Change
 
-from .fields import im_id, integer, platform_name, text
+from .fields import event_time, im_id, integer, platform_name, query_value, text
 from .registry import handles
 
 OPENIM, TENCENT = Protocol.OPENIM, Protocol.TENCENT
+
+REASON_LENGTH = OnlineSession._meta.get_field("reason").max_length
 
 
 class UserOnlineSerializer(serializers.Serializer):
@@ -20,13 +24,13 @@ class UserOnlineSerializer(serializers.Serializer):
     connID = text(max_length=OnlineSession._meta.get_field("conn_id").max_length)
 
 
-def _session(data, ctx, *, online):
+def _session(data, ctx, *, online, reason=""):
     key = {
         "user_id": data["userID"],
         "platform": platform_name(data.get("platform"), data.get("platformID")),
         "conn_id": data.get("connID") or "",
     }
-    values = {"online": online, "last_seen_at": ctx.event.received_at}
+    values = {"online": online, "reason": reason, "last_seen_at": ctx.event.received_at}
     if data.get("platformID") is not None:
         values["platform_id"] = data["platformID"]
     if data.get("isAppBackground") is not None:
@@ -54,3 +58,64 @@ def user_online(data, ctx):
 )
 def user_offline(data, ctx):
     return _session(data, ctx, online=False)
+
+
+@handles(
+    OPENIM,
+    "callbackAfterUserKickOffCommand",  # defined since v3.0, never sent by a v3 release
+    "callbackUserKickOffCommand",  # v2
+    serializer=UserOnlineSerializer,
+    version_field="seq",
+)
+def user_kick_off(data, ctx):
+    return _session(data, ctx, online=False, reason="KickOff")
+
+
+class StateInfoSerializer(serializers.Serializer):
+    Action = serializers.ChoiceField(["Login", "Logout", "Disconnect", "CustomStatusChange"])
+    To_Account = im_id()
+    Reason = text(REASON_LENGTH)
+
+
+class KickedDeviceSerializer(serializers.Serializer):
+    Platform = serializers.CharField(max_length=32, trim_whitespace=False)
+
+
+class StateChangeSerializer(serializers.Serializer):
+    EventTime = event_time()
+    Info = StateInfoSerializer()
+    KickedDevice = KickedDeviceSerializer(many=True, required=False, allow_null=True)
+
+
+@handles(TENCENT, "State.StateChange", serializer=StateChangeSerializer, version_field="EventTime")
+def state_change(data, ctx):
+    info = data["Info"]
+    user_id, seen = info["To_Account"], ctx.event.received_at
+    platform = platform_name(query_value(ctx, "OptPlatform"))
+    # CustomStatusChange: the user set a status, so they are logged in on that platform.
+    values = {
+        "online": info["Action"] in ("Login", "CustomStatusChange"),
+        "reason": info.get("Reason") or info["Action"],
+        "last_seen_at": seen,
+    }
+    client_ip = _ip(query_value(ctx, "ClientIP"))
+    if client_ip:
+        values["client_ip"] = client_ip
+    changes = [Change(OnlineSession, _tencent_key(user_id, platform), values)]
+    for device in data.get("KickedDevice") or []:
+        kicked = platform_name(device["Platform"])
+        if kicked != platform:
+            kicked_values = {"online": False, "reason": "Kicked", "last_seen_at": seen}
+            changes.append(Change(OnlineSession, _tencent_key(user_id, kicked), kicked_values))
+    return changes
+
+
+def _tencent_key(user_id, platform):
+    return {"user_id": user_id, "platform": platform, "conn_id": ""}
+
+
+def _ip(value):
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None

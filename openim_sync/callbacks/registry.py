@@ -18,6 +18,7 @@ from typing import Any
 BUILTIN_MODULES = (
     "openim_sync.callbacks.users",
     "openim_sync.callbacks.groups",
+    "openim_sync.callbacks.members",
     "openim_sync.callbacks.friends",
     "openim_sync.callbacks.presence",
     "openim_sync.callbacks.ignored",

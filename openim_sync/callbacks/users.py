@@ -5,7 +5,7 @@ from rest_framework import serializers
 from openim_sync.models import ImUser, Protocol
 from openim_sync.writer import Change, Merge
 
-from .fields import event_time, given, im_id, max_length, renamed, text
+from .fields import event_time, given, im_id, integer, max_length, renamed, text
 from .registry import handles
 
 OPENIM, TENCENT = Protocol.OPENIM, Protocol.TENCENT
@@ -32,6 +32,40 @@ def update_user_info_ex(data, ctx):
     # Wrapper values: null means "not part of the update", "" clears the field.
     values = given(data, *PROFILE_FIELDS)
     return [Change(ImUser, {"user_id": data["userID"]}, renamed(values, PROFILE_FIELDS))]
+
+
+class RegisteredUserSerializer(serializers.Serializer):
+    userID = im_id()
+    nickname = text(max_length(ImUser, "nickname"))
+    faceURL = text(max_length(ImUser, "face_url"))
+    ex = text()
+    createTime = integer()
+    appMangerLevel = integer()
+    globalRecvMsgOpt = integer()
+
+
+class UserRegisterSerializer(serializers.Serializer):
+    users = RegisteredUserSerializer(many=True, allow_empty=True)
+
+
+REGISTER_FIELDS = {
+    "nickname": "nickname",
+    "faceURL": "face_url",
+    "ex": "ex",
+    "appMangerLevel": "app_manager_level",
+    "globalRecvMsgOpt": "global_recv_msg_opt",
+}
+
+
+@handles(OPENIM, "callbackAfterUserRegisterCommand", serializer=UserRegisterSerializer)
+def user_register(data, ctx):
+    changes = []
+    for user in data["users"]:
+        values = renamed(given(user, *REGISTER_FIELDS), REGISTER_FIELDS)
+        if user.get("createTime"):  # the caller's request: usually 0, i.e. "now"
+            values["im_created_at_ms"] = user["createTime"]
+        changes.append(Change(ImUser, {"user_id": user["userID"]}, values))
+    return changes
 
 
 # Tencent Cloud Chat standard profile tags → (column, kind).
