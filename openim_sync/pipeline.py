@@ -128,7 +128,7 @@ def _process(event):
     except DATABASE_DOWN:
         raise
     except Exception as exc:
-        event.traceback = traceback.format_exc()
+        event.traceback = storable(traceback.format_exc())
         return _finish(event, EventStatus.FAILED, f"{type(exc).__name__}: {exc}", save_fields)
     return Outcome(event, EventStatus.PROCESSED, changed=changed)
 
@@ -138,7 +138,12 @@ def describe_errors(errors, prefix=""):
     parts = []
     if isinstance(errors, dict):
         for name, detail in errors.items():
-            label = prefix if name == "non_field_errors" else f"{prefix}.{name}" if prefix else name
+            if name == "non_field_errors":
+                label = prefix
+            elif isinstance(name, int):  # a list serializer's errors, keyed by item index
+                label = f"{prefix}[{name}]"
+            else:
+                label = f"{prefix}.{name}" if prefix else name
             parts.append(describe_errors(detail, label))
     elif isinstance(errors, list) and errors and not all(isinstance(e, str) for e in errors):
         for index, detail in enumerate(errors):
@@ -151,7 +156,7 @@ def describe_errors(errors, prefix=""):
 
 
 def _store_rejected(event, exc):
-    event.status, event.reason = EventStatus.REJECTED, exc.message
+    event.status, event.reason = EventStatus.REJECTED, storable(exc.message)
     event.save(force_insert=True)
     _on_commit(signals.event_received, event=event)
     _on_commit(signals.event_processed, event=event, changed=[])
@@ -168,7 +173,8 @@ def _finish(event, status, reason, save_fields):
 
 
 def _mark(event, status, reason):
-    event.status, event.reason, event.processed_at = status, reason, timezone.now()
+    # Reasons may quote the input; PostgreSQL refuses NUL characters in text columns.
+    event.status, event.reason, event.processed_at = status, storable(reason), timezone.now()
 
 
 def _command_column(command):

@@ -167,7 +167,8 @@ def _check_string(value, path):
     match = UNSTORABLE.search(value)
     if match:
         what = "a NUL character (\\u0000)" if match.group() == "\x00" else "a lone surrogate"
-        raise BadDelivery(f"{path or 'The body'}: contains {what}, which cannot be stored.")
+        where = storable(path) if path else "The body"
+        raise BadDelivery(f"{where}: contains {what}, which cannot be stored.")
 
 
 def storable(text):
