@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from openim_sync.models import CallbackEvent
 
+from .actions import replay_selected
 from .mixins import ReadOnlyAdminMixin, pretty_json
 
 
@@ -13,6 +14,7 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "received_at"
     list_per_page = 50
     show_full_result_count = False
+    actions = [replay_selected]
     fields = (
         "id",
         "protocol",
@@ -42,6 +44,10 @@ class CallbackEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Deleting deliveries is openim_prune's job; admins may still remove single events.
         return request.user.is_superuser
+
+    def has_replay_permission(self, request):
+        # The admin never edits events, but replaying one is a change: same permission.
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
 
     @admin.display(description="reason")
     def short_reason(self, obj):
