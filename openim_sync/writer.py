@@ -167,9 +167,15 @@ def _resolve(value, previous):
     return snapshot[value.field]
 
 
-def _newer(row, name, stamp):
+def _newer(row, name, stamp, differs=True):
+    """Whether ``stamp`` may write ``name``: it is newer, or it is the same event (a replay)
+    bringing a different value (e.g. after a handler fix). The same event bringing the same value
+    again changes nothing, not even ``last_event``."""
     current = row.versions.get(name)
-    return current is None or stamp.as_list() >= current
+    if current is None:
+        return True
+    stamp = stamp.as_list()
+    return stamp > current or (stamp == current and differs)
 
 
 def _write(change, row, stamp, event, locked):
@@ -209,12 +215,13 @@ def _merge(change, row, stamp, event, locked, *, is_new):
         if isinstance(value, Merge):
             merged = dict(getattr(row, name) or {})
             for sub, sub_value in value.items():
-                if _newer(row, f"{name}.{sub}", stamp):
+                differs = sub not in merged or merged[sub] != sub_value
+                if _newer(row, f"{name}.{sub}", stamp, differs):
                     merged[sub] = sub_value
                     row.versions[f"{name}.{sub}"] = stamp.as_list()
                     touched = True
             setattr(row, name, merged)
-        elif _newer(row, name, stamp):
+        elif _newer(row, name, stamp, getattr(row, name) != value):
             setattr(row, name, value)
             row.versions[name] = stamp.as_list()
             touched = True
@@ -235,7 +242,10 @@ def _merge_presence(change, row, stamp, event, locked, *, is_new):
             if group_stamp and group_stamp > stamp.as_list():
                 # The group was dismissed after this event: the member is gone with it.
                 present, reason, present_stamp = False, group.removed_reason, Stamp(*group_stamp)
-    if present is None or not _newer(row, PRESENT, present_stamp):
+    if present is None:
+        return False
+    differs = (row.removed_at is None) != present or (not present and row.removed_reason != reason)
+    if not _newer(row, PRESENT, present_stamp, differs):
         return False
     row.versions[PRESENT] = present_stamp.as_list()
     if present:
