@@ -97,7 +97,8 @@ def apply(changes, *, event, version):
 
     previous = {ident: _snapshot(row) for ident, row in locked.items()}
     for change in changes:
-        change.values = {name: _resolve(value, previous) for name, value in change.values.items()}
+        resolved = {name: _resolve(value, previous, stamp) for name, value in change.values.items()}
+        change.values = {name: value for name, value in resolved.items() if value is not UNKNOWN}
 
     written = {}
     for change in changes:
@@ -158,10 +159,17 @@ def _snapshot(row):
     return {f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields}
 
 
-def _resolve(value, previous):
+UNKNOWN = object()
+
+
+def _resolve(value, previous, stamp):
     if not isinstance(value, Previous):
         return value
     snapshot = previous.get((value.model, _key_tuple(value.model, value.key)))
+    written = snapshot and (snapshot.get("versions") or {}).get(value.field)
+    if written and written >= stamp.as_list():
+        # This event (replayed) or a newer one wrote the field: its earlier value is lost.
+        return UNKNOWN
     if snapshot is None or snapshot.get(value.field) is None:
         return value.default
     return snapshot[value.field]
