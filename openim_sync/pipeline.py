@@ -123,6 +123,7 @@ def _process(event):
         with transaction.atomic():
             changed = writer.apply(spec.handler(data, context), event=event, version=version)
             _mark(event, EventStatus.PROCESSED, "")
+            event.traceback = ""  # a replay that succeeds drops the old failure
             event.save(update_fields=save_fields)
             _on_commit(signals.event_processed, event=event, changed=changed)
     except DATABASE_DOWN:
