@@ -1,8 +1,16 @@
-"""Signals for the host project, sent after the surrounding transaction commits.
+"""Signals for the host project, sent only after the surrounding transaction commits.
 
-``event_received(sender=CallbackEvent, event)``: a delivery was stored (before it is applied).
-``event_processed(sender=CallbackEvent, event, command, status, changed)``: the pipeline finished
-with the event; ``changed`` lists the mirror rows it wrote (empty unless status is processed).
+``event_received(sender=CallbackEvent, event)``
+    A delivery was stored (before it is applied; in deferred mode, before it is queued).
+
+``event_processed(sender=CallbackEvent, event, command, status, changed)``
+    The pipeline finished with the event (live delivery, deferred task, replay or admin action).
+    ``status`` is ``processed``, ``ignored``, ``rejected`` or ``failed``; ``changed`` lists the
+    mirror rows (``ImUser``, ``ImGroup``, ``GroupMember``, ``Friend``, ``BlockedUser``,
+    ``OnlineSession`` instances) the event wrote, empty unless ``status`` is ``processed``.
+
+Nothing is sent for work that rolls back. A receiver's exception is logged and does not affect
+the event (the outcome is already committed). See docs/signals.md for examples.
 """
 
 from django.dispatch import Signal
