@@ -4,6 +4,7 @@
 applies it; replays, admin actions and deferred tasks call ``process`` on stored events.
 """
 
+import logging
 import traceback
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from openim_sync.protocols.base import (
     storable,
 )
 
+logger = logging.getLogger(__name__)
 COMMAND_LENGTH = CallbackEvent._meta.get_field("command").max_length
 OPERATION_ID_LENGTH = CallbackEvent._meta.get_field("operation_id").max_length
 HTTP_STATUS = {EventStatus.REJECTED: 400, EventStatus.FAILED: 500}
@@ -49,7 +51,7 @@ def receive(adapter, request, route):
     try:
         return _receive(adapter, request, route)
     except DATABASE_DOWN as exc:
-        raise DatabaseUnavailable(f"The database is unavailable ({type(exc).__name__}).") from exc
+        raise _unavailable(exc, f"receiving a {adapter.name} callback") from exc
 
 
 def _receive(adapter, request, route):
@@ -86,7 +88,13 @@ def process(event):
     try:
         return _process(event)
     except DATABASE_DOWN as exc:
-        raise DatabaseUnavailable(f"The database is unavailable ({type(exc).__name__}).") from exc
+        raise _unavailable(exc, f"processing event #{event.pk}") from exc
+
+
+def _unavailable(exc, doing):
+    # The reply names only the error class; the log keeps the database's own message.
+    logger.warning("Database unavailable while %s: %s: %s", doing, type(exc).__name__, exc)
+    return DatabaseUnavailable(f"The database is unavailable ({type(exc).__name__}).")
 
 
 def _process(event):
