@@ -1,18 +1,25 @@
 """Concurrency on a live (threaded) server: parallel, shuffled deliveries end in the newest state.
 
 Every delivery carries its own version (Tencent ``EventTime``, OpenIM ``seq``) so "newest" is
-defined whatever order the server happens to apply them in. PostgreSQL only: the SQLite test
-database is in memory and the live server shares one connection between its threads there.
+defined whatever order the server happens to apply them in. On PostgreSQL through pytest-django's
+live server; on SQLite through the example project in its own process on a database file (the
+pytest SQLite database is in memory, and its live server shares one connection between threads).
 """
 
 import http.client
 import json
+import os
 import random
+import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -206,68 +213,105 @@ def number(deliveries):
     return deliveries
 
 
+FRIEND_PAIRS = [
+    ("user-0", "user-1"),
+    ("user-1", "user-0"),
+    ("user-0", "user-2"),
+    ("user-2", "user-3"),
+    ("user-3", "user-4"),
+    ("user-4", "user-0"),
+]
+
+
+def build_deliveries(rng, scale=1.0):
+    """Shuffled deliveries over 5 users, 4 sessions, 6 memberships and 6 friendships."""
+
+    def n(count):
+        return max(2, int(count * scale))
+
+    deliveries = []
+    for index in range(5):
+        deliveries += user_events(rng, f"user-{index}", n(130))
+    for index in range(4):
+        deliveries += session_events(rng, f"user-{index}", n(110))
+    for group in ("@TGS#race-a", "@TGS#race-b"):
+        for index in range(3):
+            deliveries += member_events(rng, group, f"user-{index}", n(80))
+    for owner, friend in FRIEND_PAIRS:
+        deliveries += friend_events(rng, owner, friend, n(75))
+    number(deliveries)
+    rng.shuffle(deliveries)
+    return deliveries
+
+
+def expected_state(deliveries):
+    def of(prefix):
+        return newest(d for d in deliveries if d.command.startswith(prefix))
+
+    return {
+        "users": {
+            user: (
+                f["nickname"],
+                f.get("self_signature", ""),
+                f.get("custom.Tag_Profile_Custom_Mood"),
+            )
+            for (user,), f in of("Profile.").items()
+        },
+        "sessions": {user: f["online"] for (user,), f in of("callbackAfterUser").items()},
+        "members": {
+            key: (f["present"], f.get("role_level"), f.get("nickname", ""))
+            for key, f in of("Group.").items()
+        },
+        "friends": {key: f["present"] for key, f in of("Sns.").items()},
+        "events": Counter(d.operation_id for d in deliveries),
+        "statuses": {EventStatus.PROCESSED},
+    }
+
+
+def mirror_state():
+    """The same shape as :func:`expected_state`, read through the ORM."""
+    return {
+        "users": {
+            u.user_id: (u.nickname, u.self_signature, u.custom.get("Tag_Profile_Custom_Mood"))
+            for u in ImUser.objects.all()
+        },
+        "sessions": {
+            s.user_id: s.online
+            for s in OnlineSession.objects.filter(platform="Web", conn_id="conn-1")
+        },
+        "members": {
+            (m.group_id, m.user_id): (m.removed_at is None, m.role_level, m.nickname)
+            for m in GroupMember.objects.all()
+        },
+        "friends": {
+            (f.owner_user_id, f.friend_user_id): f.removed_at is None for f in Friend.objects.all()
+        },
+        "events": Counter(CallbackEvent.objects.values_list("operation_id", flat=True)),
+        "statuses": set(CallbackEvent.objects.values_list("status", flat=True)),
+    }
+
+
 @pytest.mark.slow
 def test_parallel_shuffled_deliveries_end_in_newest_state(server):
-    rng = random.Random(20261122)
-    users = [user_events(rng, f"user-{n}", 130) for n in range(5)]
-    sessions = [session_events(rng, f"user-{n}", 110) for n in range(4)]
-    members = [
-        member_events(rng, group, f"user-{n}", 80)
-        for group in ("@TGS#race-a", "@TGS#race-b")
-        for n in range(3)
-    ]
-    friends = [
-        friend_events(rng, owner, friend, 75)
-        for owner, friend in [
-            ("user-0", "user-1"),
-            ("user-1", "user-0"),
-            ("user-0", "user-2"),
-            ("user-2", "user-3"),
-            ("user-3", "user-4"),
-            ("user-4", "user-0"),
-        ]
-    ]
-    groups = {"users": users, "sessions": sessions, "members": members, "friends": friends}
-    deliveries = number([d for kind in groups.values() for key in kind for d in key])
+    deliveries = build_deliveries(random.Random(20261122))
     assert len(deliveries) >= 2000
-    rng.shuffle(deliveries)
 
     results = send_all(server.url, deliveries)
 
     statuses = Counter(status for status, _ in results)
     assert statuses == {200: len(deliveries)}, [r for r in results if r[0] != 200][:3]
-    # Every delivery stored exactly once, and applied.
-    stored = Counter(CallbackEvent.objects.values_list("operation_id", flat=True))
-    assert stored == Counter(d.operation_id for d in deliveries)
-    assert set(CallbackEvent.objects.values_list("status", flat=True)) == {EventStatus.PROCESSED}
-
-    for (user,), facts in newest(d for key in users for d in key).items():
-        row = ImUser.objects.get(user_id=user)
-        assert row.nickname == facts["nickname"]
-        assert row.self_signature == facts.get("self_signature", "")
-        assert row.custom.get("Tag_Profile_Custom_Mood") == facts.get(
-            "custom.Tag_Profile_Custom_Mood"
-        )
-        assert row.version == max(d.version for key in users for d in key if d.key == (user,))
-
-    for (user,), facts in newest(d for key in sessions for d in key).items():
-        row = OnlineSession.objects.get(user_id=user, platform="Web", conn_id="conn-1")
-        assert row.online is facts["online"], user
-
-    for (group, user), facts in newest(d for key in members for d in key).items():
-        row = GroupMember.objects.get(group_id=group, user_id=user)
-        assert (row.removed_at is None) is facts["present"], (group, user)
-        assert row.role_level == facts.get("role_level")
-        assert row.nickname == facts.get("nickname", "")
-
-    for (owner, friend), facts in newest(d for key in friends for d in key).items():
-        row = Friend.objects.get(owner_user_id=owner, friend_user_id=friend)
-        assert (row.removed_at is None) is facts["present"], (owner, friend)
-
-    assert ImUser.objects.count() == 5
+    # The newest event per key (and per field), every delivery stored exactly once and applied.
+    expected, actual = expected_state(deliveries), mirror_state()
+    for part in expected:
+        assert actual[part] == expected[part], part
     assert OnlineSession.objects.count() == 4
-    assert GroupMember.objects.count() == 6
-    assert Friend.objects.count() == 6
+    for user in ImUser.objects.all():
+        profile_versions = [
+            d.version
+            for d in deliveries
+            if d.command.startswith("Profile.") and d.key == (user.user_id,)
+        ]
+        assert user.version == max(profile_versions)
 
 
 @pytest.mark.slow
@@ -313,3 +357,112 @@ def test_parallel_first_inserts_of_the_same_key(server):
         CallbackEvent.objects.count()
         == CallbackEvent.objects.filter(status=EventStatus.PROCESSED).count()
     )
+
+
+# --- SQLite: a real host process on a database file -------------------------------------------
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def sqlite_host(tmp_path):
+    """The example project in its own process (runserver, threaded) on a SQLite file.
+
+    The pytest SQLite database is in memory and cannot be shared between threads the way a real
+    deployment shares a file, so this runs the host the way it is deployed."""
+    database = tmp_path / "host.sqlite3"
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env.update(
+        SQLITE_PATH=str(database),
+        DJANGO_SETTINGS_MODULE="project.settings",
+        OPENIM_SYNC_SECRETS="s3",
+        OPENIM_SYNC_TENCENT_SDKAPPID=str(SDKAPPID),
+        OPENIM_SYNC_TENCENT_TOKENS=TOKEN,
+        PYTHONUNBUFFERED="1",
+    )
+    manage = [sys.executable, str(Path(__file__).parent.parent / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [*manage, "runserver", "--noreload", "--skip-checks", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(200):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert server.poll() is None, (tmp_path / "server.log").read_text()
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", database
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+def sqlite_state(database):
+    """The same shape as :func:`expected_state`, read from the host's database file."""
+    db = sqlite3.connect(database)
+    try:
+        users = {
+            user_id: (nickname, signature, json.loads(custom).get("Tag_Profile_Custom_Mood"))
+            for user_id, nickname, signature, custom in db.execute(
+                "SELECT user_id, nickname, self_signature, custom FROM openim_sync_imuser"
+            )
+        }
+        sessions = {
+            user_id: bool(online)
+            for user_id, online in db.execute(
+                "SELECT user_id, online FROM openim_sync_onlinesession "
+                "WHERE platform = 'Web' AND conn_id = 'conn-1'"
+            )
+        }
+        members = {
+            (group_id, user_id): (removed_at is None, role_level, nickname)
+            for group_id, user_id, removed_at, role_level, nickname in db.execute(
+                "SELECT group_id, user_id, removed_at, role_level, nickname "
+                "FROM openim_sync_groupmember"
+            )
+        }
+        friends = {
+            (owner, friend): removed_at is None
+            for owner, friend, removed_at in db.execute(
+                "SELECT owner_user_id, friend_user_id, removed_at FROM openim_sync_friend"
+            )
+        }
+        events = Counter(
+            op for (op,) in db.execute("SELECT operation_id FROM openim_sync_callbackevent")
+        )
+        statuses = {s for (s,) in db.execute("SELECT status FROM openim_sync_callbackevent")}
+    finally:
+        db.close()
+    return {
+        "users": users,
+        "sessions": sessions,
+        "members": members,
+        "friends": friends,
+        "events": events,
+        "statuses": statuses,
+    }
+
+
+@pytest.mark.slow
+def test_parallel_shuffled_deliveries_on_sqlite(sqlite_host):
+    base_url, database = sqlite_host
+    deliveries = build_deliveries(random.Random(1122), scale=0.4)
+    assert len(deliveries) >= 800
+
+    results = send_all(base_url, deliveries)
+
+    assert Counter(status for status, _ in results) == {200: len(deliveries)}
+    expected, actual = expected_state(deliveries), sqlite_state(database)
+    for part in expected:
+        assert actual[part] == expected[part], part
