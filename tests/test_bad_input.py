@@ -17,7 +17,18 @@ from openim_sync.models import (
     ImUser,
     OnlineSession,
 )
-from tests.helpers import OPENIM_CONTENT_TYPE, SDKAPPID, TOKEN, go_json, seed, tencent_query
+from tests.helpers import (
+    OPENIM_CONTENT_TYPE,
+    SDKAPPID,
+    TOKEN,
+    go_json,
+    post_openim,
+    post_tencent,
+    sample,
+    sample_commands,
+    seed,
+    tencent_query,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -674,3 +685,57 @@ def test_rejected_event_stays_rejected_on_replay(client):
     assert event.attempts == 2
     assert "roleLevel: A valid integer is required." in event.reason
     assert GroupMember.objects.count() == 0
+
+
+# --- every sample, every leaf value replaced by something wrong: never a 500 ------------------
+
+WRONG_VALUES = ("x" * 5000, {"nested": "object"}, 2**64)
+
+
+def leaves(value, path=()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key not in ("callbackCommand", "CallbackCommand"):
+                yield from leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from leaves(item, (*path, index))
+    else:
+        yield path
+
+
+def replaced(body, path, value):
+    body = json.loads(json.dumps(body))
+    target = body
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return body
+
+
+SAMPLES = [("openim", c) for c in sample_commands("openim")] + [
+    ("tencent", c) for c in sample_commands("tencent")
+]
+
+
+@pytest.mark.parametrize(("protocol", "command"), SAMPLES, ids=[c for _, c in SAMPLES])
+def test_wrong_value_anywhere_is_never_a_500(client, openim_settings, protocol, command):
+    openim_settings(TENCENT_SDKAPPID=SDKAPPID, TENCENT_TOKENS=[TOKEN])
+    body = sample(protocol, command)
+    failures = []
+    for path in leaves(body):
+        for value in WRONG_VALUES:
+            bad = replaced(body, path, value)
+            if protocol == "openim":
+                response = post_openim(client, f"/{command}", bad)
+            else:
+                response = post_tencent(client, bad, token=TOKEN)
+            if response.status_code not in (200, 400):
+                failures.append((path, repr(value)[:20], response.status_code))
+            elif response.status_code == 400:
+                # The message names the field (its top-level key at least).
+                reply = response.json()
+                message = reply.get("errMsg", reply.get("ErrorInfo"))
+                if str(path[0]) not in message:
+                    failures.append((path, repr(value)[:20], message))
+    assert not failures, failures[:5]
