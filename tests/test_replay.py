@@ -328,3 +328,21 @@ def test_verbose_lists_each_outcome(client):
 def test_contradictory_options():
     with pytest.raises(CommandError, match="--all and --status"):
         replay("--all", "--status", "failed")
+
+
+def test_reads_in_keyset_batches(client):
+    """Bounded memory: each query fetches one batch after the last id seen, never OFFSET."""
+    from django.test.utils import CaptureQueriesContext
+
+    for i in range(7):
+        deliver_user(client, f"u{i}", "x")
+    with CaptureQueriesContext(connection) as queries:
+        replay("--all", "--batch-size", "3")
+    pages = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and "LIMIT 3" in q["sql"]
+    ]
+    assert len(pages) == 4  # 3 + 3 + 1, then an empty page
+    assert all("OFFSET" not in sql for sql in pages)
+    assert all('"openim_sync_callbackevent"."id" >' in sql for sql in pages[1:])
