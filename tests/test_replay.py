@@ -346,3 +346,28 @@ def test_reads_in_keyset_batches(client):
     assert len(pages) == 4  # 3 + 3 + 1, then an empty page
     assert all("OFFSET" not in sql for sql in pages)
     assert all('"openim_sync_callbackevent"."id" >' in sql for sql in pages[1:])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_interrupted_run_reports_what_it_did(client):
+    """Ctrl-C (here raised by a signal receiver on the third event) prints the counts so far."""
+    from openim_sync.signals import event_processed
+
+    for i in range(5):
+        deliver_user(client, f"u{i}", "x")
+    seen = []
+
+    def interrupt(sender, **kwargs):
+        seen.append(kwargs["event"].pk)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    event_processed.connect(interrupt, weak=False)
+    try:
+        with pytest.raises(CommandError) as error:
+            replay("--all")
+    finally:
+        event_processed.disconnect(interrupt)
+    assert error.value.returncode == 130
+    assert "Interrupted. Replayed 2 event(s): 2 processed" in str(error.value)
+    assert sorted(CallbackEvent.objects.values_list("attempts", flat=True)) == [1, 1, 2, 2, 2]

@@ -112,13 +112,14 @@ class ReplayReport:
         return text + f"; {self.rows_written} mirror row(s) written."
 
 
-def replay(events, *, accept=None, batch_size=BATCH_SIZE, on_outcome=None):
+def replay(events, *, accept=None, batch_size=BATCH_SIZE, on_outcome=None, report=None):
     """Run each selected event through :func:`pipeline.process`, oldest id first.
 
     ``accept(event)`` can drop events a SQL prefilter over-matched; ``on_outcome(event, outcome)``
-    is called after each one (progress, listing).
+    is called after each one (progress, listing). Pass ``report`` to keep the counts so far if
+    the run is interrupted.
     """
-    report = ReplayReport()
+    report = report if report is not None else ReplayReport()
     for batch in in_batches(events, batch_size):
         for event in batch:
             if accept is not None and not accept(event):

@@ -97,15 +97,19 @@ class Command(BaseCommand):
 
         total = events.count()
         progress = Progress(self.stderr, total, every=options["batch_size"])
+        report = selection.ReplayReport()
         try:
-            report = selection.replay(
+            selection.replay(
                 events,
                 accept=accept,
                 batch_size=options["batch_size"],
                 on_outcome=lambda event, outcome: self.reported(event, outcome, progress, options),
+                report=report,
             )
         except DatabaseUnavailable as exc:
-            raise CommandError(f"Stopped: {exc}") from exc
+            raise CommandError(f"Stopped: {exc} {report.summary()}") from exc
+        except KeyboardInterrupt:
+            raise CommandError(f"Interrupted. {report.summary()}", returncode=130) from None
         finally:
             progress.close()
         self.stdout.write(report.summary())
