@@ -8,6 +8,7 @@ import contextlib
 import json
 import select
 import socket
+import sqlite3
 import threading
 import urllib.error
 import urllib.request
@@ -327,3 +328,43 @@ def test_handler_exception_before_writing(client, throwaway_command):
     event = CallbackEvent.objects.get()
     assert event.status == EventStatus.FAILED
     assert "raise KeyError" in event.traceback
+
+
+# --- SQLite: the database file is locked by someone else ------------------------------------
+
+SQLITE_SETTINGS = """
+from project.settings import *  # noqa: F403
+
+DATABASES["default"]["OPTIONS"]["timeout"] = 0.5  # give up on a locked file quickly
+"""
+
+
+def test_sqlite_locked_database_503_then_recovery(tmp_path):
+    """A host on a SQLite file; another process holds an exclusive lock (a backup, a migration):
+    503 with the envelope and nothing stored; once the lock is gone the next delivery works."""
+    from tests.test_integration_host import request, run_host
+
+    (tmp_path / "sqlite_host_settings.py").write_text(SQLITE_SETTINGS)
+    with run_host(tmp_path, "sqlite_host_settings") as host:
+        body = go_json({"callbackCommand": UPDATE, "userID": "s1", "nickName": "one"})
+        assert request(host, f"/openim/callback/{UPDATE}", body)[0] == 200
+
+        locker = sqlite3.connect(host["database"], isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            body = go_json({"callbackCommand": UPDATE, "userID": "s1", "nickName": "two"})
+            status, _, reply = request(host, f"/openim/callback/{UPDATE}", body)
+            assert status == 503
+            reply = json.loads(reply)
+            assert reply["errCode"] == 503 and reply["nextCode"] == 0
+            assert reply["errMsg"] == "The database is unavailable (OperationalError)."
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+
+        body = go_json({"callbackCommand": UPDATE, "userID": "s1", "nickName": "three"})
+        assert request(host, f"/openim/callback/{UPDATE}", body)[0] == 200
+        with sqlite3.connect(host["database"]) as db:
+            assert db.execute("SELECT nickname FROM openim_sync_imuser").fetchall() == [("three",)]
+            events = db.execute("SELECT status FROM openim_sync_callbackevent").fetchall()
+        assert events == [("processed",), ("processed",)]

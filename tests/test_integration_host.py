@@ -5,6 +5,7 @@ Proves from the outside what tests/test_auth.py proves in process: the callback 
 CSRF- and login-exempt and non-atomic (a failed delivery's event survives), and nothing else is.
 """
 
+import contextlib
 import json
 import os
 import socket
@@ -74,19 +75,15 @@ def free_port():
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("host")
-    (tmp / "host_settings.py").write_text(HOST_SETTINGS)
-    (tmp / "unprotected_settings.py").write_text(UNPROTECTED_SETTINGS)
-    (tmp / "hostapp").mkdir()
-    (tmp / "hostapp" / "__init__.py").write_text("")
-    (tmp / "hostapp" / "apps.py").write_text(textwrap.dedent(HOST_APP))
+@contextlib.contextmanager
+def run_host(tmp, settings_module):
+    """Migrate and run the host project (``settings_module`` importable from ``tmp``) on a SQLite
+    file in ``tmp``, in its own process; yield what a test needs to talk to it."""
     database = tmp / "host.sqlite3"
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     env.update(
         SQLITE_PATH=str(database),
-        DJANGO_SETTINGS_MODULE="host_settings",
+        DJANGO_SETTINGS_MODULE=settings_module,
         PYTHONPATH=os.pathsep.join([str(tmp), str(ROOT)]),
         PYTHONUNBUFFERED="1",
     )
@@ -119,6 +116,18 @@ def host(tmp_path_factory):
         finally:
             server.terminate()
             server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("host")
+    (tmp / "host_settings.py").write_text(HOST_SETTINGS)
+    (tmp / "unprotected_settings.py").write_text(UNPROTECTED_SETTINGS)
+    (tmp / "hostapp").mkdir()
+    (tmp / "hostapp" / "__init__.py").write_text("")
+    (tmp / "hostapp" / "apps.py").write_text(textwrap.dedent(HOST_APP))
+    with run_host(tmp, "host_settings") as running:
+        yield running
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
