@@ -190,6 +190,8 @@ def test_secret_or_basic_auth_either_suffices(client, openim_settings):
         ("2001:db8::7", None, True),
         ("2001:db9::7", None, False),
         ("192.0.2.1", None, True),  # a single address entry
+        ("::ffff:10.1.2.3", None, True),  # IPv4 client seen by a dual-stack listener
+        ("::ffff:11.0.0.1", None, False),
         ("192.0.2.2", None, False),
         # X-Forwarded-For from a host that is not a trusted proxy is ignored.
         ("11.0.0.1", "10.1.2.3", False),

@@ -238,7 +238,9 @@ def _in_networks(ip, networks):
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    return any(address in network for network in networks)
+    # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; match them as IPv4 too.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return any(address in network or (mapped and mapped in network) for network in networks)
 
 
 def reset_caches():
