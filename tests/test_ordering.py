@@ -238,3 +238,33 @@ def test_friend_remark_replay_after_delete(client):
     replay(remark)
     assert Friend.objects.get(owner_user_id="o", friend_user_id="f").removed_at is not None
     assert not Friend.objects.present().exists()
+
+
+def test_late_openim_member_info_after_quit_does_not_revive_the_member(client):
+    member = {"groupID": "g1", "userID": "u2"}
+    openim(client, "callbackAfterSetGroupMemberInfoCommand", **member, nickName="old", roleLevel=20)
+    openim(client, "callbackAfterQuitGroupCommand", **member)
+    # Sent before the quit, delivered after it (two OpenIM workers, no ordering).
+    openim(client, "callbackAfterSetGroupMemberInfoCommand", **member, nickName="late")
+
+    row = GroupMember.objects.get(group_id="g1", user_id="u2")
+    assert row.removed_at is not None and row.removed_reason == "quit"
+    assert row.nickname == "late"
+
+
+def test_late_openim_remark_after_delete_does_not_revive_the_friend(client):
+    edge = {"ownerUserID": "u1", "friendUserID": "u2"}
+    openim(client, "callbackAfterSetFriendRemarkCommand", **edge, remark="Bob")
+    openim(client, "callbackAfterDeleteFriendCommand", **edge)
+    openim(client, "callbackAfterSetFriendRemarkCommand", **edge, remark="late")
+
+    assert Friend.objects.get(owner_user_id="u1", friend_user_id="u2").removed_at is not None
+
+
+def test_member_info_for_an_unknown_member_creates_a_present_member(client):
+    openim(
+        client, "callbackAfterSetGroupMemberInfoCommand", groupID="g9", userID="u9", roleLevel=60
+    )
+
+    row = GroupMember.objects.get(group_id="g9", user_id="u9")
+    assert row.removed_at is None and row.role_level == 60

@@ -35,7 +35,8 @@ class SetFriendRemarkSerializer(serializers.Serializer):
 )
 def set_friend_remark(data, ctx):
     key = {"owner_user_id": data["ownerUserID"], "friend_user_id": data["friendUserID"]}
-    return [Change(Friend, key, {"remark": data["remark"]}, present=True)]
+    # Like member info: an unknown friendship is created, a deleted one is not revived.
+    return [Change(Friend, key, {"remark": data["remark"]})]
 
 
 class AddFriendAgreeSerializer(serializers.Serializer):

@@ -36,7 +36,9 @@ class SetGroupMemberInfoSerializer(serializers.Serializer):
 )
 def set_group_member_info(data, ctx):
     values = renamed(given(data, *MEMBER_FIELDS), MEMBER_FIELDS)
-    return [member(data["groupID"], data["userID"], values, present=True)]
+    # Versioned by receipt time, so a late update must not revive a member who has left:
+    # it creates an unknown member but leaves a tombstone alone.
+    return [member(data["groupID"], data["userID"], values)]
 
 
 class JoinGroupSerializer(serializers.Serializer):
