@@ -108,7 +108,7 @@ def apply(changes, *, event, version):
             [
                 row
                 for (model, _), row in locked.items()
-                if model is change.model and _matches(row, change.key)
+                if model is change.model and row is not None and _matches(row, change.key)
             ]
             if change.every_row
             else [locked[(change.model, _key_tuple(change.model, change.key))]]
