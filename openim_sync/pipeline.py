@@ -67,11 +67,23 @@ def _receive(adapter, request, route):
     try:
         event.body = read_body(request)
         event.payload = decode_body(event.body)
-        event.command = _command_column(adapter.resolve_command(route.url_command, event.payload))
+        command = adapter.resolve_command(route.url_command, event.payload)
+        event.command = _command_column(command)
     except (BadDelivery, PayloadTooLarge) as exc:
         if isinstance(exc, PayloadTooLarge):
             event.body = b""
         return _store_rejected(event, exc)
+
+    ignored = _ignored_reason(adapter, command, registry.lookup(adapter.name, command))
+    if ignored is not None:
+        # Nothing to apply: store the delivery with its outcome in one INSERT (no UPDATE, no
+        # task), the same row process() would leave. Messages are most of OpenIM's traffic.
+        event.attempts = 1
+        _mark(event, EventStatus.IGNORED, ignored)
+        event.save(force_insert=True)
+        _on_commit(signals.event_received, event=event)
+        _on_commit(signals.event_processed, event=event, changed=[])
+        return Outcome(event, EventStatus.IGNORED, ignored)
 
     event.save(force_insert=True)
     _on_commit(signals.event_received, event=event)
@@ -112,11 +124,9 @@ def _process(event):
     save_fields = STATUS_FIELDS + (["payload", "command"] if reparsed else [])
 
     spec = registry.lookup(event.protocol, command)
-    if spec is None:
-        reason = f"Unknown {adapter.name} command {command!r}: stored, nothing applied."
-        return _finish(event, EventStatus.IGNORED, reason, save_fields)
-    if spec.ignored:
-        return _finish(event, EventStatus.IGNORED, spec.ignored_reason, save_fields)
+    ignored = _ignored_reason(adapter, command, spec)
+    if ignored is not None:
+        return _finish(event, EventStatus.IGNORED, ignored, save_fields)
 
     serializer = spec.serializer(data=payload)
     if not serializer.is_valid():
@@ -140,6 +150,13 @@ def _process(event):
         event.traceback = storable(traceback.format_exc())
         return _finish(event, EventStatus.FAILED, f"{type(exc).__name__}: {exc}", save_fields)
     return Outcome(event, EventStatus.PROCESSED, changed=changed)
+
+
+def _ignored_reason(adapter, command, spec):
+    """Why ``command`` changes nothing in the mirror; None when it has a handler."""
+    if spec is None:
+        return f"Unknown {adapter.name} command {command!r}: stored, nothing applied."
+    return spec.ignored_reason if spec.ignored else None
 
 
 def describe_errors(errors, prefix=""):
