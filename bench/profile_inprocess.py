@@ -29,6 +29,8 @@ def main():
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--floor", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--mix", default="default", help="as bench/run.py --mix")
+    parser.add_argument("--repeat", type=int, default=1, help="measure N times, print each")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument(
         "--queries", action="store_true", help="print the SQL one delivery of each command runs"
@@ -40,10 +42,10 @@ def main():
     django.setup()
     from django.db import connection
     from django.test import Client
-    from workload import World
+    from workload import World, parse_mix
 
     client = Client()
-    world = World(5000, 500, seed=11)
+    world = World(5000, 500, parse_mix(args.mix), seed=11)
     events = [world.next_event() for _ in range(args.events)]
     prefix = "/bench/floor" if args.floor else "/openim/callback"
     with connection.cursor() as cursor:

@@ -64,12 +64,16 @@ def parse_mix(text):
     """``"callbackAfterUserOnlineCommand=20,callbackAfterSendSingleMsgCommand=5"`` → a mix dict.
 
     ``default`` (or empty) is :data:`DEFAULT_MIX`; ``default,cmd=N`` overrides single weights;
+    ``none,cmd=N,...`` starts from an empty mix;
     a command not in the default mix is sent with a minimal body (``callbackCommand`` only).
     """
     mix = dict(DEFAULT_MIX)
     for part in (text or "default").split(","):
         part = part.strip()
         if not part or part == "default":
+            continue
+        if part == "none":
+            mix = {}
             continue
         name, _, weight = part.partition("=")
         mix[name] = float(weight or 1)
