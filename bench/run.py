@@ -206,8 +206,17 @@ class Server:
         self.proc = start(cmd, self.env(processing), f"gunicorn-{processing}", self.logdir)
         self.wait_ready()
         if processing == "deferred":
+            nice = ["nice", "-n", str(self.args.worker_nice)] if self.args.worker_nice else []
             self.worker = start(
-                [PY, "manage.py", "db_worker", "--interval=0.05", "--no-startup-delay", "-v0"],
+                [
+                    *nice,
+                    PY,
+                    "manage.py",
+                    "db_worker",
+                    "--interval=0.05",
+                    "--no-startup-delay",
+                    "-v0",
+                ],
                 self.env(processing) | {"DJANGO_SETTINGS_MODULE": "benchsite.settings"},
                 "db_worker",
                 self.logdir,
@@ -426,12 +435,13 @@ def load_stage(args, db, server, logdir, handled, report):
                         worker = CpuMeter(lambda: [server.worker.pid])
                         worker.start()
                         drain_s, left = wait_drained(db, args.drain_timeout)
-                        run["worker_cpu_s"] += worker.stop()[0]
+                        drain_cpu = worker.stop()[0]
                         run["deferred"] = {
                             "backlog_at_end": backlog,
                             "drain_s": drain_s,
                             "left": left,
                             "worker_rate": run["requests"] / (run["wall_s"] + drain_s),
+                            "worker_cpu_drain_s": drain_cpu,
                         }
                     run["problems"] = verify(db, run, handled)
                     ours.append(run)
@@ -881,6 +891,12 @@ def main(argv=None):
     p.add_argument("--worker-class", default="gthread")
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--conn-max-age", type=int, default=600)
+    p.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        help="run db_worker under nice -n N: receiving first, the backlog drains in idle time",
+    )
     p.add_argument("--out", default=str(BENCH / "results"))
     args = p.parse_args(argv)
     if args.quick:
@@ -904,7 +920,8 @@ def main(argv=None):
         "command": "bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "server": f"gunicorn {args.workers} x {args.worker_class} ({args.threads} threads), "
-        f"CONN_MAX_AGE={args.conn_max_age}, DEBUG off, users={args.users}, groups={args.groups}",
+        f"CONN_MAX_AGE={args.conn_max_age}, DEBUG off, users={args.users}, groups={args.groups}"
+        + (f", db_worker under nice -n {args.worker_nice}" if args.worker_nice else ""),
         "load": [],
         "scale": [],
     }
