@@ -180,7 +180,8 @@ def _matches(row, key):
 
 
 def _lock_one(model, key):
-    return model.objects.select_for_update().filter(**key).first()
+    # ``key`` is the row's unique natural key: no ORDER BY needed (``first()`` would add one).
+    return next(iter(model.objects.select_for_update().filter(**key).order_by()[:1]), None)
 
 
 def _lock_every(change):
