@@ -10,7 +10,8 @@ to ``ImUser`` in the benchmark database twice, one transaction per update:
 * ``upsert``: one ``INSERT ... ON CONFLICT (user_id) DO UPDATE`` whose SET keeps each field's
   newest ``[version, event id]`` in SQL (jsonb arrays compare element by element).
 
-Both end in the same rows (checked). Prints CPU (this process) and wall time per write. It is a
+Both end in the same rows (checked). Prints CPU (this process) and wall time per write, then the
+CPU of the row lock alone (``first()`` against the writer's ``order_by()[:1]``). It is a
 prototype to size the idea, not a replacement for the writer: the writer also handles presence
 and tombstones, merged dict fields, values read from other rows, and every model.
 """
@@ -115,6 +116,19 @@ def main():
         )
     same = results["writer"][-1][2] == results["upsert"][-1][2]
     print(f"same final rows: {same}")
+
+    # The row lock alone: ``first()`` (ORDER BY added) against the writer's ``order_by()[:1]``.
+    from openim_sync import writer
+
+    with_first = lambda model, key: model.objects.select_for_update().filter(**key).first()  # noqa: E731
+    users = list(ImUser.objects.values_list("user_id", flat=True))
+    for name, lock in (("first()", with_first), ("writer", writer._lock_one)) * 2:
+        with transaction.atomic():
+            cpu0 = time.process_time()
+            for user in users:
+                lock(ImUser, {"user_id": user})
+            cpu = time.process_time() - cpu0
+        print(f"lock {name:8}: {1000 * cpu / len(users):.3f} ms CPU per SELECT ... FOR UPDATE")
     reset()
 
 

@@ -737,13 +737,12 @@ def explain_hot_queries(db):
             [event_id],
         ),
         "lock a user (SELECT FOR UPDATE)": (
-            "SELECT * FROM openim_sync_imuser WHERE user_id = %s ORDER BY user_id LIMIT 1 "
-            "FOR UPDATE",
+            "SELECT * FROM openim_sync_imuser WHERE user_id = %s LIMIT 1 FOR UPDATE",
             [row[0]],
         ),
         "lock a member (SELECT FOR UPDATE)": (
             "SELECT * FROM openim_sync_groupmember WHERE group_id = %s AND user_id = %s "
-            "ORDER BY group_id, user_id LIMIT 1 FOR UPDATE",
+            "LIMIT 1 FOR UPDATE",
             list(member),
         ),
         "replay batch (id > n ORDER BY id LIMIT 500)": (
