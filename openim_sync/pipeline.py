@@ -214,4 +214,16 @@ def _on_commit(signal, **kwargs):
         if signal is signals.event_processed
         else {}
     )
-    transaction.on_commit(lambda: signal.send(sender=CallbackEvent, **kwargs, **extra), robust=True)
+    transaction.on_commit(lambda: _send(signal, **kwargs, **extra))
+
+
+def _send(signal, **kwargs):
+    # One failing host receiver must neither hide the others nor disturb the stored event.
+    for receiver, result in signal.send_robust(sender=CallbackEvent, **kwargs):
+        if isinstance(result, Exception):
+            logger.error(
+                "openim_sync signal receiver %r failed for event #%s",
+                receiver,
+                kwargs["event"].pk,
+                exc_info=result,
+            )

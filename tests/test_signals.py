@@ -163,3 +163,29 @@ def test_documented_example_links_im_users_to_auth_users(client):
         event_processed.disconnect(link_im_users)
     assert User.objects.get(username="u1001").first_name == "Alice W."
     assert User.objects.get(username="user_alice").first_name == "Alice W."
+
+
+@pytest.mark.django_db
+def test_a_failing_receiver_is_logged_and_does_not_stop_the_others(
+    client, caplog, django_capture_on_commit_callbacks
+):
+    later = []
+
+    def broken(sender, **kwargs):
+        raise RuntimeError("host bug")
+
+    def recorder(sender, **kwargs):
+        later.append(kwargs["status"])
+
+    event_processed.connect(broken, weak=False)
+    event_processed.connect(recorder, weak=False)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            event = deliver_user(client, "u1", "Alice")
+    finally:
+        event_processed.disconnect(broken)
+        event_processed.disconnect(recorder)
+
+    assert event.status == EventStatus.PROCESSED
+    assert later == [EventStatus.PROCESSED]
+    assert "signal receiver" in caplog.text and "host bug" in caplog.text
