@@ -72,18 +72,14 @@ def _receive(adapter, request, route):
     except (BadDelivery, PayloadTooLarge) as exc:
         if isinstance(exc, PayloadTooLarge):
             event.body = b""
-        return _store_rejected(event, exc)
+        return _store_final(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
 
     ignored = _ignored_reason(adapter, command, registry.lookup(adapter.name, command))
     if ignored is not None:
-        # Nothing to apply: store the delivery with its outcome in one INSERT (no UPDATE, no
-        # task), the same row process() would leave. Messages are most of OpenIM's traffic.
+        # Nothing to apply: one INSERT of the row process() would leave (no UPDATE, no task).
+        # Messages are most of OpenIM's traffic.
         event.attempts = 1
-        _mark(event, EventStatus.IGNORED, ignored)
-        event.save(force_insert=True)
-        _on_commit(signals.event_received, event=event)
-        _on_commit(signals.event_processed, event=event, changed=[])
-        return Outcome(event, EventStatus.IGNORED, ignored)
+        return _store_final(event, EventStatus.IGNORED, ignored)
 
     event.save(force_insert=True)
     _on_commit(signals.event_received, event=event)
@@ -181,12 +177,13 @@ def describe_errors(errors, prefix=""):
     return "; ".join(part for part in parts if part)
 
 
-def _store_rejected(event, exc):
-    event.status, event.reason = EventStatus.REJECTED, storable(exc.message)
+def _store_final(event, status, reason, http_status=0):
+    """Store a delivery whose outcome is already known, in its one INSERT."""
+    _mark(event, status, reason)
     event.save(force_insert=True)
     _on_commit(signals.event_received, event=event)
     _on_commit(signals.event_processed, event=event, changed=[])
-    return Outcome(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
+    return Outcome(event, status, reason, http_status=http_status)
 
 
 def _finish(event, status, reason, save_fields):
