@@ -34,6 +34,8 @@ from openim_sync.models import (
 MODEL_ORDER = (ImUser, ImGroup, GroupMember, Friend, BlockedUser, OnlineSession)
 
 PRESENT = "present"
+#: Columns every write of an existing row updates besides the fields it changed.
+BOOKKEEPING_FIELDS = {"versions", "version", "last_event", "updated_at"}
 
 
 class Merge(dict):
@@ -245,16 +247,18 @@ def _write(change, row, stamp, event, locked):
         except IntegrityError:
             # Another delivery inserted the same row meanwhile: merge into theirs.
             row = _lock_one(change.model, change.key)
-            if not _merge(change, row, stamp, event, locked, is_new=False):
+            touched = _merge(change, row, stamp, event, locked, is_new=False)
+            if not touched:
                 return None
             row.version = max(row.version or 0, stamp.version)
             row.last_event_id = event.pk
-    row.save()
+    row.save(update_fields=touched | BOOKKEEPING_FIELDS)
     return row
 
 
 def _merge(change, row, stamp, event, locked, *, is_new):
-    touched = False
+    """Write the fields ``stamp`` may write; return their names (empty: nothing changed)."""
+    touched = set()
     for name, value in change.values.items():
         if isinstance(value, Merge):
             merged = dict(getattr(row, name) or {})
@@ -263,15 +267,17 @@ def _merge(change, row, stamp, event, locked, *, is_new):
                 if _newer(row, f"{name}.{sub}", stamp, differs):
                     merged[sub] = sub_value
                     row.versions[f"{name}.{sub}"] = stamp.as_list()
-                    touched = True
+                    touched.add(name)
             setattr(row, name, merged)
         elif _newer(row, name, stamp, getattr(row, name) != value):
             setattr(row, name, value)
             row.versions[name] = stamp.as_list()
-            touched = True
+            touched.add(name)
 
-    if isinstance(row, RemovableMirrorRow):
-        touched |= _merge_presence(change, row, stamp, event, locked, is_new=is_new)
+    if isinstance(row, RemovableMirrorRow) and _merge_presence(
+        change, row, stamp, event, locked, is_new=is_new
+    ):
+        touched |= {"removed_at", "removed_reason"}
     return touched
 
 
