@@ -47,12 +47,13 @@ def process_event(event_id):
 
 def _mark_failed(event_id, exc):
     from openim_sync.models import CallbackEvent, EventStatus
+    from openim_sync.protocols.base import storable
 
     try:
         CallbackEvent.objects.filter(pk=event_id, status=EventStatus.RECEIVED).update(
             status=EventStatus.FAILED,
-            reason=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(),
+            reason=storable(f"{type(exc).__name__}: {exc}"),
+            traceback=storable(traceback.format_exc()),
             processed_at=timezone.now(),
         )
     except Exception:
