@@ -1,6 +1,7 @@
 from .base import MirrorRow, RemovableMirrorRow
 from .events import CallbackEvent, EventStatus, Protocol
 from .mirror import BlockedUser, Friend, GroupMember, ImGroup, ImUser, OnlineSession
+from .runs import ReconcileRun, RunStatus
 
 __all__ = [
     "BlockedUser",
@@ -13,5 +14,7 @@ __all__ = [
     "MirrorRow",
     "OnlineSession",
     "Protocol",
+    "ReconcileRun",
     "RemovableMirrorRow",
+    "RunStatus",
 ]

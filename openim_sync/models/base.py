@@ -1,6 +1,7 @@
 from django.db import models
 
 from .events import CallbackEvent
+from .runs import ReconcileRun
 
 
 class MirrorQuerySet(models.QuerySet):
@@ -32,6 +33,14 @@ class MirrorRow(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text="The callback that last changed this row.",
+    )
+    last_run = models.ForeignKey(
+        ReconcileRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The reconcile run that last changed this row (when a REST read did).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -20,12 +20,20 @@ class CallbackEvent(models.Model):
 
     protocol = models.CharField(max_length=16, choices=Protocol)
     command = models.CharField(max_length=128, db_index=True)
+    # The ids the delivery is about, taken from the payload when it is received (search, filters).
+    subject_user_id = models.CharField(
+        "user", max_length=64, blank=True, help_text="The user the event is about (the actor)."
+    )
+    subject_group_id = models.CharField(
+        "group", max_length=64, blank=True, help_text="The group the event is about."
+    )
+    subject_peer_id = models.CharField(
+        "peer", max_length=64, blank=True, help_text="The other user: friend, blocked, receiver."
+    )
     url_command = models.CharField(
         max_length=128, blank=True, help_text="The command named by the URL, if any."
     )
-    status = models.CharField(
-        max_length=16, choices=EventStatus, default=EventStatus.RECEIVED, db_index=True
-    )
+    status = models.CharField(max_length=16, choices=EventStatus, default=EventStatus.RECEIVED)
     reason = models.TextField(
         blank=True, help_text="Why the event was ignored, rejected or failed."
     )
@@ -34,7 +42,7 @@ class CallbackEvent(models.Model):
     payload = models.JSONField(null=True, blank=True, help_text="The parsed JSON body.")
     headers = models.JSONField(default=dict, blank=True)
     query = models.JSONField(default=dict, blank=True)
-    operation_id = models.CharField(max_length=128, blank=True, db_index=True)
+    operation_id = models.CharField(max_length=128, blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
@@ -45,6 +53,21 @@ class CallbackEvent(models.Model):
         verbose_name = "callback event"
         indexes = [
             models.Index(fields=["status", "id"], name="openim_event_status_id"),
+            models.Index(
+                fields=["subject_user_id", "id"],
+                name="openim_event_user",
+                condition=~models.Q(subject_user_id=""),
+            ),
+            models.Index(
+                fields=["subject_group_id", "id"],
+                name="openim_event_group",
+                condition=~models.Q(subject_group_id=""),
+            ),
+            models.Index(
+                fields=["subject_peer_id", "id"],
+                name="openim_event_peer",
+                condition=~models.Q(subject_peer_id=""),
+            ),
         ]
 
     def __str__(self):
