@@ -14,21 +14,13 @@ from django.utils import timezone
 from openim_sync import signals, writer
 from openim_sync.callbacks import registry
 from openim_sync.conf import app_settings
-from openim_sync.exceptions import BadDelivery, DatabaseUnavailable, PayloadTooLarge
+from openim_sync.exceptions import BadDelivery, DatabaseUnavailable
 from openim_sync.models import CallbackEvent, EventStatus
 from openim_sync.protocols import adapter_for
-from openim_sync.protocols.base import (
-    client_ip,
-    decode_body,
-    read_body,
-    request_headers,
-    request_query,
-    storable,
-)
+from openim_sync.protocols.base import decode_body, storable
 
 logger = logging.getLogger(__name__)
 COMMAND_LENGTH = CallbackEvent._meta.get_field("command").max_length
-OPERATION_ID_LENGTH = CallbackEvent._meta.get_field("operation_id").max_length
 HTTP_STATUS = {EventStatus.REJECTED: 400, EventStatus.FAILED: 500}
 DATABASE_DOWN = (OperationalError, InterfaceError)
 STATUS_FIELDS = ["status", "reason", "traceback", "processed_at", "attempts"]
@@ -46,32 +38,35 @@ class Outcome:
         self.http_status = self.http_status or HTTP_STATUS.get(self.status, 200)
 
 
-def receive(adapter, request, route):
-    """Store an authenticated request as an event, then apply it (or queue it)."""
+def receive(delivery):
+    """Store an authenticated delivery as an event, then apply it (or queue it)."""
     try:
-        return _receive(adapter, request, route)
+        return _receive(delivery)
     except DATABASE_DOWN as exc:
-        raise _unavailable(exc, f"receiving a {adapter.name} callback") from exc
+        raise _unavailable(exc, f"receiving a {delivery.protocol} callback") from exc
 
 
-def _receive(adapter, request, route):
+def _receive(delivery):
+    adapter = adapter_for(delivery.protocol)
     event = CallbackEvent(
-        protocol=adapter.name,
-        url_command=_command_column(route.url_command),
-        command=_command_column(route.url_command),
-        headers=request_headers(request),
-        query=request_query(request),
-        remote_addr=client_ip(request) or None,
+        protocol=delivery.protocol,
+        url_command=_command_column(delivery.url_command),
+        command=_command_column(delivery.url_command),
+        headers=delivery.headers,
+        query=delivery.query,
+        remote_addr=delivery.remote_addr,
+        operation_id=delivery.operation_id,
+        received_at=delivery.received_at,
+        body=delivery.body,
     )
-    event.operation_id = storable(request.headers.get("operationID", ""))[:OPERATION_ID_LENGTH]
+    if delivery.body_error is not None:
+        exc = delivery.body_error
+        return _store_final(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
     try:
-        event.body = read_body(request)
         event.payload = decode_body(event.body)
-        command = adapter.resolve_command(route.url_command, event.payload)
+        command = adapter.resolve_command(delivery.url_command, event.payload)
         event.command = _command_column(command)
-    except (BadDelivery, PayloadTooLarge) as exc:
-        if isinstance(exc, PayloadTooLarge):
-            event.body = b""
+    except BadDelivery as exc:
         return _store_final(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
 
     ignored = _ignored_reason(adapter, command, registry.lookup(adapter.name, command))

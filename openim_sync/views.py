@@ -7,6 +7,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
 from openim_sync import pipeline
+from openim_sync.delivery import Delivery
 from openim_sync.exceptions import CallbackError
 from openim_sync.protocols import ADAPTERS
 
@@ -27,7 +28,8 @@ class CallbackView(View):
         try:
             route = adapter.route(request, path or "")
             adapter.authenticate(request, route)
-            outcome = pipeline.receive(adapter, request, route)
+            delivery = Delivery.from_request(adapter.name, request, route)
+            outcome = pipeline.receive(delivery)
         except CallbackError as exc:
             response = adapter.reply(exc.status, exc.message)
             if getattr(exc, "challenge", ""):

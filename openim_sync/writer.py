@@ -13,19 +13,17 @@ It must run inside ``transaction.atomic()``; the caller owns the transaction.
 """
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from openim_sync.changes import PRESENT, Change, Merge, Previous, Stamp
 from openim_sync.models import (
     BlockedUser,
     Friend,
     GroupMember,
     ImGroup,
     ImUser,
-    MirrorRow,
     OnlineSession,
     RemovableMirrorRow,
 )
@@ -33,60 +31,24 @@ from openim_sync.models import (
 #: Rows are always locked in this model order, then by natural key.
 MODEL_ORDER = (ImUser, ImGroup, GroupMember, Friend, BlockedUser, OnlineSession)
 
-PRESENT = "present"
 #: Columns every write of an existing row updates besides the fields it changed.
-BOOKKEEPING_FIELDS = {"versions", "version", "last_event", "updated_at"}
+BOOKKEEPING_FIELDS = {"versions", "version", "last_event", "last_run", "updated_at"}
 
 
-class Merge(dict):
-    """A value for a JSON dict field whose keys are merged (and versioned) one by one."""
+def _sort_key(change):
+    key = tuple(str(change.key.get(name, "")) for name in change.model.natural_key_fields)
+    return (MODEL_ORDER.index(change.model), change.every_row, key)
 
 
-@dataclass(frozen=True)
-class Previous:
-    """A value read from another row of the same event, as it was before this event.
+def apply(changes, *, version, event=None, run=None):
+    """Apply ``changes`` at ``version``; return the rows that were written.
 
-    ``Previous(GroupMember, {"group_id": g, "user_id": new_owner}, "role_level", default=20)``
+    Callbacks pass their ``event`` (the stamp is ``(version, event id)``); a REST reconcile
+    passes its ``run`` instead (stamp ``(version, 0)``: the time its request was sent).
     """
-
-    model: type[MirrorRow]
-    key: dict
-    field: str
-    default: Any = None
-
-
-@dataclass
-class Change:
-    """What an event says about one mirror row (or, with ``every_row``, about many)."""
-
-    model: type[MirrorRow]
-    key: dict
-    values: dict = field(default_factory=dict)
-    #: True: the row exists on the IM server; False: it was removed; None: no information.
-    present: bool | None = None
-    removed_reason: str = ""
-    #: Apply to every existing row matching ``key`` (e.g. all members of a group); never inserts.
-    every_row: bool = False
-
-    def sort_key(self):
-        key = tuple(str(self.key.get(name, "")) for name in self.model.natural_key_fields)
-        return (MODEL_ORDER.index(self.model), self.every_row, key)
-
-
-@dataclass
-class Stamp:
-    version: int
-    event_id: int
-
-    def as_list(self):
-        return [self.version, self.event_id]
-
-
-def apply(changes, *, event, version):
-    """Apply ``changes`` for ``event`` at ``version``; return the rows that were written."""
-    stamp = Stamp(version, event.pk)
+    stamp = Stamp(version, event.pk if event is not None else 0)
     changes = _with_parent_groups(changes)
-    changes.sort(key=Change.sort_key)
+    changes.sort(key=_sort_key)
     _serialize_keys(changes)
 
     locked = {}
@@ -116,7 +78,7 @@ def apply(changes, *, event, version):
             else [locked[(change.model, _key_tuple(change.model, change.key))]]
         )
         for row in targets:
-            row = _write(change, row, stamp, event, locked)
+            row = _write(change, row, stamp, event, run, locked)
             if row is not None:
                 locked[(change.model, row.natural_key())] = row
                 written[(change.model, row.natural_key())] = row
@@ -224,7 +186,7 @@ def _newer(row, name, stamp, differs=True):
     return stamp > current or (stamp == current and differs)
 
 
-def _write(change, row, stamp, event, locked):
+def _write(change, row, stamp, event, run, locked):
     """Merge ``change`` into ``row`` (inserting it if ``row`` is None); None if nothing changed."""
     is_new = row is None
     if is_new:
@@ -237,8 +199,7 @@ def _write(change, row, stamp, event, locked):
     if not touched and not is_new:
         return None
 
-    row.version = max(row.version or 0, stamp.version)
-    row.last_event_id = event.pk
+    _stamp_row(row, stamp, event, run)
     if is_new:
         try:
             with transaction.atomic():
@@ -250,10 +211,15 @@ def _write(change, row, stamp, event, locked):
             touched = _merge(change, row, stamp, event, locked, is_new=False)
             if not touched:
                 return None
-            row.version = max(row.version or 0, stamp.version)
-            row.last_event_id = event.pk
+            _stamp_row(row, stamp, event, run)
     row.save(update_fields=touched | BOOKKEEPING_FIELDS)
     return row
+
+
+def _stamp_row(row, stamp, event, run):
+    row.version = max(row.version or 0, stamp.version)
+    row.last_event_id = event.pk if event is not None else None
+    row.last_run_id = run.pk if run is not None else None
 
 
 def _merge(change, row, stamp, event, locked, *, is_new):
@@ -301,6 +267,6 @@ def _merge_presence(change, row, stamp, event, locked, *, is_new):
     if present:
         row.removed_at, row.removed_reason = None, ""
     else:
-        row.removed_at = row.removed_at or event.received_at or timezone.now()
+        row.removed_at = row.removed_at or (event and event.received_at) or timezone.now()
         row.removed_reason = reason
     return True

@@ -20,8 +20,8 @@ from django.db import connection
 from rest_framework import serializers
 
 from openim_sync.callbacks import registry
+from openim_sync.changes import Change
 from openim_sync.models import CallbackEvent, EventStatus, GroupMember, ImUser
-from openim_sync.writer import Change
 from tests.helpers import SDKAPPID, TOKEN, go_json, post_openim, post_tencent, tencent_query
 
 UPDATE = "callbackAfterUpdateUserInfoCommand"

@@ -3,8 +3,8 @@
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
+from openim_sync import replay
 from openim_sync.exceptions import DatabaseUnavailable
-from openim_sync.management import selection
 
 #: More than this is a job for ``manage.py openim_replay`` (a web request should stay short).
 MAX_REPLAY = 1000
@@ -27,7 +27,7 @@ def replay_selected(modeladmin, request, queryset):
 
     if request.POST.get("post") == "yes":
         try:
-            report = selection.replay(queryset.defer(None))  # the list view defers the body
+            report = replay.replay(queryset.defer(None))  # the list view defers the body
         except DatabaseUnavailable as exc:
             modeladmin.message_user(request, f"Replay stopped: {exc}", messages.ERROR)
             return None

@@ -2,8 +2,8 @@
 
 from rest_framework import serializers
 
+from openim_sync.changes import Change
 from openim_sync.models import BlockedUser, Friend, Protocol
-from openim_sync.writer import Change
 
 from .fields import event_time, id_list, im_id, integer, max_length, text
 from .registry import handles

@@ -2,9 +2,9 @@
 
 from rest_framework import serializers
 
+from openim_sync.changes import Change, Merge, Previous
 from openim_sync.models import GroupMember, ImGroup, Protocol
 from openim_sync.models.mirror import ID_LENGTH
-from openim_sync.writer import Change, Merge, Previous
 
 from .fields import event_time, given, id_list, im_id, integer, max_length, renamed, text
 from .registry import handles

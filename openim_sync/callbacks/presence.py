@@ -4,8 +4,8 @@ import ipaddress
 
 from rest_framework import serializers
 
+from openim_sync.changes import Change
 from openim_sync.models import OnlineSession, Protocol
-from openim_sync.writer import Change
 
 from .fields import event_time, im_id, integer, platform_name, query_value, text
 from .registry import handles

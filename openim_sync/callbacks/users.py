@@ -2,8 +2,8 @@
 
 from rest_framework import serializers
 
+from openim_sync.changes import Change, Merge
 from openim_sync.models import ImUser, Protocol
-from openim_sync.writer import Change, Merge
 
 from .fields import event_time, given, im_id, integer, max_length, renamed, text
 from .registry import handles

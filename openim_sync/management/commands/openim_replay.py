@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from openim_sync import replay
 from openim_sync.exceptions import DatabaseUnavailable
-from openim_sync.management import selection
 from openim_sync.models import CallbackEvent, EventStatus, Protocol
 
 
@@ -64,7 +64,7 @@ class Command(BaseCommand):
         add(
             "--stale-minutes",
             type=int,
-            default=selection.STALE_RECEIVED_MINUTES,
+            default=replay.STALE_RECEIVED_MINUTES,
             help="A 'received' event counts as stuck after this many minutes (0: any age; "
             "default: %(default)s).",
         )
@@ -80,7 +80,7 @@ class Command(BaseCommand):
         add("--until", type=when, help="Only events received before this ISO date/time.")
         add("--user", help="Only events naming this user ID (userID, sendID, *_Account, ...).")
         add("--group", help="Only events naming this group ID (groupID, GroupId).")
-        add("--batch-size", type=int, default=selection.BATCH_SIZE, help="Events per query.")
+        add("--batch-size", type=int, default=replay.BATCH_SIZE, help="Events per query.")
         add("--dry-run", action="store_true", help="List the selected events; change nothing.")
 
     def handle(self, *args, **options):
@@ -90,16 +90,16 @@ class Command(BaseCommand):
         if user is not None or group is not None:
 
             def accept(event):
-                return selection.touches(event.payload, user_id=user, group_id=group)
+                return replay.touches(event.payload, user_id=user, group_id=group)
 
         if options["dry_run"]:
             return self.dry_run(events, accept, options["batch_size"])
 
         total = events.count()
         progress = Progress(self.stderr, total, every=options["batch_size"])
-        report = selection.ReplayReport()
+        report = replay.ReplayReport()
         try:
-            selection.replay(
+            replay.replay(
                 events,
                 accept=accept,
                 batch_size=options["batch_size"],
@@ -127,9 +127,7 @@ class Command(BaseCommand):
         if options["ids"]:
             events = events.filter(pk__in=options["ids"])
         elif not options["all"]:
-            events = selection.default_selection(
-                events, options["statuses"], options["stale_minutes"]
-            )
+            events = replay.default_selection(events, options["statuses"], options["stale_minutes"])
         if options["all"] and options["statuses"]:
             raise CommandError("--all and --status contradict each other: use one.")
         if options["from_id"] is not None:
@@ -146,7 +144,7 @@ class Command(BaseCommand):
             events = events.filter(received_at__lt=options["until"])
         for value in (options["user"], options["group"]):
             if value is not None:
-                events = selection.mentioning(events, value)
+                events = replay.mentioning(events, value)
         return events
 
     def dry_run(self, events, accept, batch_size):
@@ -154,7 +152,7 @@ class Command(BaseCommand):
         if accept is None:
             listed = listed.defer("payload")
         count = 0
-        for batch in selection.in_batches(listed, batch_size):
+        for batch in replay.in_batches(listed, batch_size):
             for event in batch:
                 if accept is not None and not accept(event):
                     continue
