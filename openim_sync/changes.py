@@ -29,7 +29,7 @@ class Previous:
 
 @dataclass
 class Change:
-    """What an event says about one mirror row (or, with ``every_row``, about many)."""
+    """What an event (or a REST read) says about one mirror row."""
 
     model: Any
     key: dict
@@ -37,8 +37,6 @@ class Change:
     #: True: the row exists on the IM server; False: it was removed; None: no information.
     present: bool | None = None
     removed_reason: str = ""
-    #: Apply to every existing row matching ``key`` (e.g. all members of a group); never inserts.
-    every_row: bool = False
 
 
 @dataclass(frozen=True, order=True)

@@ -1,22 +1,34 @@
-"""Apply a handler's changes to the mirror: versioned, idempotent, safe under concurrency.
+"""Apply lists of :class:`~openim_sync.changes.Change` to the mirror: versioned, idempotent, batched.
 
-A handler describes what an event says as a list of :class:`Change` objects. :func:`apply` then
+The writer is a small engine that knows rows, keys and versions, nothing about groups or users.
+:func:`apply_units` applies many units (one per event, or one per REST read) in order, inside the
+caller's transaction:
 
-1. locks every affected row (``SELECT ... FOR UPDATE``) in one global order, so two deliveries
-   touching the same rows never deadlock;
-2. resolves values that depend on the rows' previous state (see :class:`Previous`);
-3. writes each field only where the event is at least as new as the event that last wrote that
-   field (``versions[field] = [version, event_id]``), inserting missing rows; a concurrent insert of
-   the same row is caught inside a savepoint and merged instead.
+1. PostgreSQL: one statement takes a transaction advisory lock per affected row key, in
+   ascending order, so that writers of the same rows queue instead of deadlocking (``SELECT ...
+   FOR UPDATE`` cannot lock a row that does not exist yet). SQLite's IMMEDIATE transactions
+   already run one at a time.
+2. One read per model of every affected row (plus the present children of parents being removed).
+3. In memory, unit by unit: each field is written only where the unit's stamp ``(version,
+   event id)`` is at least as new as the stamp that last wrote it (``versions[field]``); the same
+   stamp bringing the same value changes nothing, so a replay is a no-op. A unit that raises is
+   set aside with its error; the others go on.
+4. One ``INSERT ... ON CONFLICT DO UPDATE`` per model for the rows that changed.
 
-It must run inside ``transaction.atomic()``; the caller owns the transaction.
+Relations are declared on the models (``mirror_parent``, see :class:`~openim_sync.models.base.Parent`):
+a change to a child implies its parent exists, a parent's newer tombstone bounds its children, and
+a parent's removal removes its present children.
 """
 
 import hashlib
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.utils import timezone
 
+from openim_sync import sql
 from openim_sync.changes import PRESENT, Change, Merge, Previous, Stamp
 from openim_sync.models import (
     BlockedUser,
@@ -28,245 +40,349 @@ from openim_sync.models import (
     RemovableMirrorRow,
 )
 
-#: Rows are always locked in this model order, then by natural key.
+#: Models in the order their statements run (parents before children).
 MODEL_ORDER = (ImUser, ImGroup, GroupMember, Friend, BlockedUser, OnlineSession)
-
-#: Columns every write of an existing row updates besides the fields it changed.
-BOOKKEEPING_FIELDS = {"versions", "version", "last_event", "last_run", "updated_at"}
+UNKNOWN = object()
 
 
-def _sort_key(change):
-    key = tuple(str(change.key.get(name, "")) for name in change.model.natural_key_fields)
-    return (MODEL_ORDER.index(change.model), change.every_row, key)
+@dataclass
+class Unit:
+    """One event's (or one REST read's) changes, applied at ``stamp``."""
+
+    changes: list
+    stamp: Stamp
+    event_id: int | None = None
+    run_id: int | None = None
+    #: When a removal happened (the event's receipt time); default: now.
+    removed_at: datetime | None = None
+    written: list = field(default_factory=list)
+    error: BaseException | None = None
+    traceback: str = ""
+    _plan: list = field(default_factory=list, repr=False)
 
 
 def apply(changes, *, version, event=None, run=None):
-    """Apply ``changes`` at ``version``; return the rows that were written.
+    """Apply ``changes`` at ``version`` and return the rows written (model instances).
 
-    Callbacks pass their ``event`` (the stamp is ``(version, event id)``); a REST reconcile
-    passes its ``run`` instead (stamp ``(version, 0)``: the time its request was sent).
+    Callbacks pass their ``event`` (the stamp is ``(version, event id)``); a REST reconcile passes
+    its ``run`` instead (stamp ``(version, 0)``: the time its request was sent). Must run inside
+    ``transaction.atomic()``. Raises what the changes raised.
     """
-    stamp = Stamp(version, event.pk if event is not None else 0)
-    changes = _with_parent_groups(changes)
-    changes.sort(key=_sort_key)
-    _serialize_keys(changes)
+    unit = Unit(
+        list(changes),
+        Stamp(version, event.pk if event is not None else 0),
+        event_id=event.pk if event is not None else None,
+        run_id=run.pk if run is not None else None,
+        removed_at=event.received_at if event is not None else None,
+    )
+    state = apply_units([unit])
+    if unit.error is not None:
+        raise unit.error
+    return state.instances(unit)
 
-    locked = {}
-    for change in changes:
-        if change.every_row:
-            for row in _lock_every(change):
-                locked.setdefault((change.model, row.natural_key()), row)
-        else:
+
+def apply_units(units):
+    """Apply ``units`` in order; failed units keep their ``error`` and change nothing."""
+    state = State()
+    for unit in units:
+        _plan(unit)
+    state.load(units)
+    for unit in units:
+        if unit.error is None:
+            state.run(unit)
+    state.save()
+    return state
+
+
+def _plan(unit):
+    """Keys, implied parents and a stable order for the unit's changes."""
+    try:
+        planned, seen = [], set()
+        for change in unit.changes:
             ident = (change.model, _key_tuple(change.model, change.key))
-            if ident not in locked:
-                locked[ident] = _lock_one(change.model, change.key)
-
-    previous = {ident: _snapshot(row) for ident, row in locked.items()}
-    for change in changes:
-        resolved = {name: _resolve(value, previous, stamp) for name, value in change.values.items()}
-        change.values = {name: value for name, value in resolved.items() if value is not UNKNOWN}
-
-    written = {}
-    for change in changes:
-        targets = (
-            [
-                row
-                for (model, _), row in locked.items()
-                if model is change.model and row is not None and _matches(row, change.key)
-            ]
-            if change.every_row
-            else [locked[(change.model, _key_tuple(change.model, change.key))]]
-        )
-        for row in targets:
-            row = _write(change, row, stamp, event, run, locked)
-            if row is not None:
-                locked[(change.model, row.natural_key())] = row
-                written[(change.model, row.natural_key())] = row
-    return list(written.values())
+            planned.append((ident, change))
+            seen.add(ident)
+        for ident, _change in list(planned):
+            parent = parent_ident(ident)
+            if parent is not None and parent not in seen:
+                seen.add(parent)
+                key = dict(zip(parent[0].natural_key_fields, parent[1], strict=True))
+                planned.append((parent, Change(parent[0], key)))
+        planned.sort(key=lambda item: (MODEL_ORDER.index(item[0][0]), _sortable(item[0][1])))
+        unit._plan = planned
+    except Exception as exc:
+        _fail(unit, exc)
 
 
-def _with_parent_groups(changes):
-    """Lock (or create) a member's group before the member.
-
-    A membership implies its group, and every transaction touching a group's members holds the
-    group row first, so member rows of one group are never locked in conflicting orders.
-    """
-    changes = list(changes)
-    groups = {c.key["group_id"] for c in changes if c.model is ImGroup and not c.every_row}
-    for change in list(changes):
-        if change.model is GroupMember and not change.every_row:
-            group_id = change.key["group_id"]
-            if group_id not in groups:
-                groups.add(group_id)
-                changes.append(Change(ImGroup, {"group_id": group_id}, present=None))
-    return changes
+def _fail(unit, exc):
+    unit.error = exc
+    unit.traceback = "".join(traceback.format_exception(exc))
+    unit.written = []
 
 
-#: The first key of PostgreSQL's two-key advisory lock space, reserved for mirror rows.
-ADVISORY_LOCK_CLASS = 0x6F696D73  # "oims"
+def _key_tuple(model, key):
+    try:
+        return tuple(key[name] for name in model.natural_key_fields)
+    except KeyError as exc:
+        raise ValueError(f"{model.__name__} change without its key field {exc}") from None
 
 
-def _serialize_keys(changes):
-    """PostgreSQL: hold a transaction advisory lock per affected row key, all in one order.
-
-    ``SELECT ... FOR UPDATE`` cannot lock a row that does not exist yet, and under READ COMMITTED
-    a row committed meanwhile is visible to the next statement: a transaction could find no group
-    but then lock its new member, and deadlock with one that holds the group and wants the member.
-    Taking the key locks first, in ascending numeric order (so even a hash collision cannot invert
-    the order), makes every writer of a row queue on that row's key before touching any row.
-    SQLite needs none of this: its IMMEDIATE transactions already run one at a time.
-    """
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        return
-    lock_ids = sorted({_lock_id(change) for change in changes})
-    with connection.cursor() as cursor:
-        for lock_id in lock_ids:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [ADVISORY_LOCK_CLASS, lock_id])
+def _sortable(key):
+    return tuple(str(part) for part in key)
 
 
-def _lock_id(change):
-    if change.every_row:
-        # Rows of one group are all covered by the group's key (see _with_parent_groups).
-        model, key = ImGroup, (change.key.get("group_id", ""),)
-    else:
-        model, key = change.model, _key_tuple(change.model, change.key)
+def parent_ident(ident):
+    model, key = ident
+    parent = getattr(model, "mirror_parent", None)
+    if parent is None:
+        return None
+    values = dict(zip(model.natural_key_fields, key, strict=True))
+    return (parent.model, tuple(values[column] for column in parent.columns))
+
+
+def children_of(model):
+    return [
+        m
+        for m in MODEL_ORDER
+        if getattr(m, "mirror_parent", None) and m.mirror_parent.model is model
+    ]
+
+
+def lock_id(ident):
+    model, key = ident
     digest = hashlib.blake2b(repr((model._meta.label, key)).encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _key_tuple(model, key):
-    return tuple(key[name] for name in model.natural_key_fields)
-
-
-def _matches(row, key):
-    return all(getattr(row, name) == value for name, value in key.items())
-
-
-def _lock_one(model, key):
-    # ``key`` is the row's unique natural key: no ORDER BY needed (``first()`` would add one).
-    return next(iter(model.objects.select_for_update().filter(**key).order_by()[:1]), None)
-
-
-def _lock_every(change):
-    names = change.model.natural_key_fields
-    return list(change.model.objects.select_for_update().filter(**change.key).order_by(*names))
-
-
-def _snapshot(row):
-    if row is None:
-        return None
-    return {f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields}
-
-
-UNKNOWN = object()
-
-
-def _resolve(value, previous, stamp):
-    if not isinstance(value, Previous):
+def _prepared(table, name, value):
+    if isinstance(value, Merge):
+        table.prepared(name, None)  # the column must exist
         return value
-    snapshot = previous.get((value.model, _key_tuple(value.model, value.key)))
-    written = snapshot and (snapshot.get("versions") or {}).get(value.field)
-    if written and written >= stamp.as_list():
-        # This event (replayed) or a newer one wrote the field: its earlier value is lost.
-        return UNKNOWN
-    if snapshot is None or snapshot.get(value.field) is None:
-        return value.default
-    return snapshot[value.field]
+    return table.prepared(name, value)
+
+
+def _removable(model):
+    return issubclass(model, RemovableMirrorRow)
 
 
 def _newer(row, name, stamp, differs=True):
     """Whether ``stamp`` may write ``name``: it is newer, or it is the same event (a replay)
     bringing a different value (e.g. after a handler fix). The same event bringing the same value
     again changes nothing, not even ``last_event``."""
-    current = row.versions.get(name)
+    current = row["versions"].get(name)
     if current is None:
         return True
     stamp = stamp.as_list()
     return stamp > current or (stamp == current and differs)
 
 
-def _write(change, row, stamp, event, run, locked):
-    """Merge ``change`` into ``row`` (inserting it if ``row`` is None); None if nothing changed."""
-    is_new = row is None
-    if is_new:
-        if change.present is None and change.model is not ImGroup and not change.values:
-            return None
-        row = change.model(**change.key)
-        row.versions = {}
+class State:
+    """The affected rows as plain dicts: ``rows[(model, key)]`` (None: the row does not exist)."""
 
-    touched = _merge(change, row, stamp, event, locked, is_new=is_new)
-    if not touched and not is_new:
-        return None
+    def __init__(self):
+        self.rows = {}
+        self.new = set()
+        self.dirty = set()
+        self.now = timezone.now()
 
-    _stamp_row(row, stamp, event, run)
-    if is_new:
+    # -- reading -------------------------------------------------------------------------------
+
+    def load(self, units):
+        wanted, removed_parents = {}, {}
+        for unit in units:
+            if unit.error is not None:
+                continue
+            for ident, change in unit._plan:
+                wanted.setdefault(ident[0], set()).add(ident[1])
+                for value in change.values.values():
+                    if isinstance(value, Previous):
+                        model = value.model
+                        wanted.setdefault(model, set()).add(_key_tuple(model, value.key))
+                if change.present is False and children_of(ident[0]):
+                    removed_parents.setdefault(ident[0], set()).add(ident[1])
+        if connection.vendor == "postgresql":
+            sql.lock_keys({lock_id((m, k)) for m, keys in wanted.items() for k in keys})
+        for model in MODEL_ORDER:
+            keys = wanted.get(model)
+            if keys:
+                found = sql.select_rows(model, keys)
+                for key in keys:
+                    self.rows[(model, key)] = found.get(key)
+        for parent_model, keys in removed_parents.items():
+            for child in children_of(parent_model):
+                columns = child.mirror_parent.columns
+                if len(columns) != 1:
+                    raise NotImplementedError("parents keyed by more than one column")
+                found = sql.select_where(
+                    child, columns[0], [key[0] for key in keys], " AND removed_at IS NULL"
+                )
+                for key, row in found.items():
+                    self.rows.setdefault((child, key), row)
+
+    # -- merging -------------------------------------------------------------------------------
+
+    def run(self, unit):
+        self.pending = {}
         try:
-            with transaction.atomic():
-                row.save(force_insert=True)
-            return row
-        except IntegrityError:
-            # Another delivery inserted the same row meanwhile: merge into theirs.
-            row = _lock_one(change.model, change.key)
-            touched = _merge(change, row, stamp, event, locked, is_new=False)
-            if not touched:
-                return None
-            _stamp_row(row, stamp, event, run)
-    row.save(update_fields=touched | BOOKKEEPING_FIELDS)
-    return row
+            previous = {}
+            for ident, change in unit._plan:
+                for name, value in change.values.items():
+                    if isinstance(value, Previous):
+                        previous[(ident, name)] = self._previous(value, unit.stamp)
+            for ident, change in unit._plan:
+                values = {
+                    name: previous.get((ident, name), value)
+                    for name, value in change.values.items()
+                }
+                values = {name: value for name, value in values.items() if value is not UNKNOWN}
+                self._write(unit, ident, change, values)
+        except Exception as exc:
+            _fail(unit, exc)
+            return
+        for ident, row in self.pending.items():
+            self.rows[ident] = row
+            self.dirty.add(ident)
+            if ident not in unit.written:
+                unit.written.append(ident)
 
+    def _current(self, ident):
+        if ident in self.pending:
+            return self.pending[ident]
+        return self.rows.get(ident)
 
-def _stamp_row(row, stamp, event, run):
-    row.version = max(row.version or 0, stamp.version)
-    row.last_event_id = event.pk if event is not None else None
-    row.last_run_id = run.pk if run is not None else None
+    def _previous(self, value, stamp):
+        row = self.rows.get((value.model, _key_tuple(value.model, value.key)))
+        written = row and (row["versions"] or {}).get(value.field)
+        if written and written >= stamp.as_list():
+            # This event (replayed) or a newer one wrote the field: its earlier value is lost.
+            return UNKNOWN
+        if row is None or row.get(value.field) is None:
+            return value.default
+        return row[value.field]
 
+    def _write(self, unit, ident, change, values):
+        model, key = ident
+        row = self._current(ident)
+        is_new = row is None
+        if is_new:
+            if change.present is None and not values and not children_of(model):
+                return  # nothing to say about a row that does not exist
+            row = sql.table(model).new_row(key)
+            row["versions"] = {}
+            row["created_at"] = self.now
+            candidate = row
+        else:
+            candidate = dict(row)
+            candidate["versions"] = dict(row["versions"] or {})
+        table = sql.table(model)
+        values = {name: _prepared(table, name, value) for name, value in values.items()}
+        touched = self._merge_values(candidate, values, unit.stamp)
+        presence = _removable(model) and self._merge_presence(
+            candidate, ident, change, unit, is_new=is_new
+        )
+        if not (touched or presence or is_new):
+            return
+        self._stamp(candidate, unit)
+        self.pending[ident] = candidate
+        if is_new:
+            self.new.add(ident)
+        if presence and candidate["removed_at"] is not None:
+            self._cascade(ident, candidate, unit)
 
-def _merge(change, row, stamp, event, locked, *, is_new):
-    """Write the fields ``stamp`` may write; return their names (empty: nothing changed)."""
-    touched = set()
-    for name, value in change.values.items():
-        if isinstance(value, Merge):
-            merged = dict(getattr(row, name) or {})
-            for sub, sub_value in value.items():
-                differs = sub not in merged or merged[sub] != sub_value
-                if _newer(row, f"{name}.{sub}", stamp, differs):
-                    merged[sub] = sub_value
-                    row.versions[f"{name}.{sub}"] = stamp.as_list()
-                    touched.add(name)
-            setattr(row, name, merged)
-        elif _newer(row, name, stamp, getattr(row, name) != value):
-            setattr(row, name, value)
-            row.versions[name] = stamp.as_list()
-            touched.add(name)
+    def _merge_values(self, row, values, stamp):
+        touched = False
+        for name, value in values.items():
+            if isinstance(value, Merge):
+                merged = dict(row[name] or {})
+                for sub, sub_value in value.items():
+                    differs = sub not in merged or merged[sub] != sub_value
+                    if _newer(row, f"{name}.{sub}", stamp, differs):
+                        merged[sub] = sub_value
+                        row["versions"][f"{name}.{sub}"] = stamp.as_list()
+                        touched = True
+                row[name] = merged
+            elif _newer(row, name, stamp, row[name] != value):
+                row[name] = value
+                row["versions"][name] = stamp.as_list()
+                touched = True
+        return touched
 
-    if isinstance(row, RemovableMirrorRow) and _merge_presence(
-        change, row, stamp, event, locked, is_new=is_new
-    ):
-        touched |= {"removed_at", "removed_reason"}
-    return touched
+    def _merge_presence(self, row, ident, change, unit, *, is_new):
+        present, reason, stamp = change.present, change.removed_reason, unit.stamp
+        if present is None and is_new:
+            present = True  # a row first seen through an update exists on the server
+        if present:
+            bound = self._parent_tombstone(ident)
+            if bound is not None and bound[0] > stamp:
+                # The parent was removed after this change: the row is gone with it.
+                stamp, reason = bound
+                present = False
+        if present is None:
+            return False
+        return self._set_presence(row, present, reason, stamp, unit)
 
+    def _set_presence(self, row, present, reason, stamp, unit):
+        differs = (row["removed_at"] is None) != present or (
+            not present and row["removed_reason"] != reason
+        )
+        if not _newer(row, PRESENT, stamp, differs):
+            return False
+        row["versions"][PRESENT] = stamp.as_list()
+        if present:
+            row["removed_at"], row["removed_reason"] = None, ""
+        else:
+            row["removed_at"] = row["removed_at"] or unit.removed_at or self.now
+            row["removed_reason"] = reason
+        return True
 
-def _merge_presence(change, row, stamp, event, locked, *, is_new):
-    present, reason, present_stamp = change.present, change.removed_reason, stamp
-    if present is None and is_new:
-        present = True  # a row first seen through an update exists on the server
-    if present and isinstance(row, GroupMember):
-        group = locked.get((ImGroup, (row.group_id,)))
-        if group is not None and group.removed_at is not None:
-            group_stamp = group.versions.get(PRESENT)
-            if group_stamp and group_stamp > stamp.as_list():
-                # The group was dismissed after this event: the member is gone with it.
-                present, reason, present_stamp = False, group.removed_reason, Stamp(*group_stamp)
-    if present is None:
-        return False
-    differs = (row.removed_at is None) != present or (not present and row.removed_reason != reason)
-    if not _newer(row, PRESENT, present_stamp, differs):
-        return False
-    row.versions[PRESENT] = present_stamp.as_list()
-    if present:
-        row.removed_at, row.removed_reason = None, ""
-    else:
-        row.removed_at = row.removed_at or (event and event.received_at) or timezone.now()
-        row.removed_reason = reason
-    return True
+    def _parent_tombstone(self, ident):
+        parent = parent_ident(ident)
+        row = self._current(parent) if parent is not None else None
+        if row is None or row["removed_at"] is None:
+            return None
+        written = row["versions"].get(PRESENT)
+        return (Stamp(*written), row["removed_reason"]) if written else None
+
+    def _cascade(self, parent, parent_row, unit):
+        """A removed parent removes its present children, at the parent's stamp and reason."""
+        stamp = Stamp(*parent_row["versions"][PRESENT])
+        for child_model in children_of(parent[0]):
+            idents = {i for i in (*self.rows, *self.pending) if i[0] is child_model}
+            for ident in sorted(idents, key=lambda i: _sortable(i[1])):
+                if parent_ident(ident) != parent:
+                    continue
+                current = self._current(ident)
+                if current is None or current["removed_at"] is not None:
+                    continue
+                row = dict(current)
+                row["versions"] = dict(current["versions"] or {})
+                if self._set_presence(row, False, parent_row["removed_reason"], stamp, unit):
+                    self._stamp(row, unit)
+                    self.pending[ident] = row
+
+    def _stamp(self, row, unit):
+        row["version"] = max(row["version"] or 0, unit.stamp.version)
+        row["last_event_id"] = unit.event_id
+        row["last_run_id"] = unit.run_id
+        row["updated_at"] = self.now
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def save(self):
+        for model in MODEL_ORDER:
+            rows = [self.rows[i] for i in self.dirty if i[0] is model]
+            rows.sort(
+                key=lambda row, m=model: _sortable(tuple(row[c] for c in m.natural_key_fields))
+            )
+            sql.upsert(model, rows)
+
+    def instances(self, unit):
+        """The rows ``unit`` wrote, as model instances (for signals and callers)."""
+        result = []
+        for model, key in unit.written:
+            row = self.rows[(model, key)]
+            instance = model(**row)
+            instance._state.adding = False
+            instance._state.db = connection.alias
+            result.append(instance)
+        return result

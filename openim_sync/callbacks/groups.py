@@ -36,21 +36,13 @@ def member(group_id, user_id, values=None, **kwargs):
 
 
 def dismissal(group_id, member_ids, values=None):
-    """The group and every member still present become tombstones."""
+    """The group and the members the server lists become tombstones; the writer removes every
+    other present member with the group (``GroupMember.mirror_parent``)."""
     reason = "dismissed"
     changes = [group(group_id, values, present=False, removed_reason=reason)]
     changes += [
         member(group_id, user_id, present=False, removed_reason=reason) for user_id in member_ids
     ]
-    changes.append(
-        Change(
-            GroupMember,
-            {"group_id": group_id, "removed_at": None},
-            present=False,
-            removed_reason=reason,
-            every_row=True,
-        )
-    )
     return changes
 
 

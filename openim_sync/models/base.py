@@ -1,7 +1,29 @@
+from dataclasses import dataclass
+
+from django.apps import apps
 from django.db import models
 
 from .events import CallbackEvent
 from .runs import ReconcileRun
+
+
+@dataclass(frozen=True)
+class Parent:
+    """Declares that a mirror row belongs to a row of another mirror model.
+
+    ``mirror_parent = Parent("ImGroup", ("group_id",))`` on ``GroupMember`` says: a member implies
+    its group (the writer creates the group row when it is missing); a group's tombstone newer
+    than a member's "present" bounds the member; removing the group removes its present members,
+    at the group's version and with its reason. ``columns`` are the child's columns holding the
+    parent's natural key, in the parent's key order.
+    """
+
+    model_name: str
+    columns: tuple[str, ...]
+
+    @property
+    def model(self):
+        return apps.get_model("openim_sync", self.model_name)
 
 
 class MirrorQuerySet(models.QuerySet):
@@ -21,6 +43,8 @@ class MirrorRow(models.Model):
 
     #: Field names that together identify the row on the IM server.
     natural_key_fields: tuple[str, ...] = ()
+    #: The row this one belongs to, if any (see :class:`Parent`).
+    mirror_parent: Parent | None = None
 
     version = models.BigIntegerField(
         default=0, help_text="Version (event time or receipt time, ms) of the newest write."

@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.db import models
 from django.utils import timezone
 
-from .base import MirrorRow, RemovableMirrorRow
+from .base import MirrorRow, Parent, RemovableMirrorRow
 
 ID_LENGTH = 64
 URL_LENGTH = 1024
@@ -79,6 +79,7 @@ class ImGroup(RemovableMirrorRow):
 
 class GroupMember(RemovableMirrorRow):
     natural_key_fields = ("group_id", "user_id")
+    mirror_parent = Parent("ImGroup", ("group_id",))
 
     ROLE_MEMBER, ROLE_ADMIN, ROLE_OWNER = 20, 60, 100
 

@@ -1,0 +1,170 @@
+"""The few statements the writer needs, for PostgreSQL and SQLite, on plain row dicts.
+
+Rows are dicts keyed by column (``attname``). Reads convert database values to what the ORM
+would give (aware datetimes, bools, decoded JSON) so that the writer compares like with like;
+writes adapt them back. Every statement is chunked below the backend's parameter limit.
+"""
+
+import json
+from datetime import UTC, datetime
+from functools import cache
+
+from django.db import connection, models
+
+#: Parameters per statement: SQLite allows 32,766, PostgreSQL 65,535.
+MAX_PARAMS = {"sqlite": 32000, "postgresql": 60000}
+#: The first key of PostgreSQL's two-key advisory lock space, reserved for mirror rows.
+ADVISORY_LOCK_CLASS = 0x6F696D73  # "oims"
+
+
+class Table:
+    """What the writer needs to know about one mirror model's table."""
+
+    def __init__(self, model):
+        self.model = model
+        meta = model._meta
+        self.name = meta.db_table
+        self.fields = [f for f in meta.concrete_fields if not f.primary_key]
+        self.columns = [f.attname for f in self.fields]
+        self.key = tuple(model.natural_key_fields)
+        self.json_columns = {f.attname for f in self.fields if isinstance(f, models.JSONField)}
+        self.datetime_columns = {
+            f.attname for f in self.fields if isinstance(f, models.DateTimeField)
+        }
+        self.bool_columns = {f.attname for f in self.fields if isinstance(f, models.BooleanField)}
+        self.defaults = {f.attname: f.get_default() for f in self.fields}
+        self.prepare = {
+            f.attname: f.get_prep_value
+            for f in self.fields
+            if not isinstance(f, models.JSONField | models.DateTimeField)
+        }
+        self.update_columns = [c for c in self.columns if c not in self.key and c != "created_at"]
+
+    def prepared(self, column, value):
+        """``value`` as the column stores it; a clear error for a value it cannot hold."""
+        if column not in self.defaults:
+            raise ValueError(f"{self.model.__name__} has no field {column!r}")
+        if value is None or column not in self.prepare:
+            return value
+        return self.prepare[column](value)
+
+    def new_row(self, key):
+        row = {column: _fresh(value) for column, value in self.defaults.items()}
+        row.update(zip(self.key, key, strict=True))
+        return row
+
+
+def _fresh(value):
+    return dict(value) if isinstance(value, dict) else value
+
+
+@cache
+def table(model):
+    return Table(model)
+
+
+def quote(name):
+    return connection.ops.quote_name(name)
+
+
+def _chunks(items, per_item):
+    size = max(1, MAX_PARAMS[connection.vendor] // max(per_item, 1))
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def select_rows(model, keys):
+    """``{key tuple: row}`` for the rows with these natural keys (missing keys are absent)."""
+    t = table(model)
+    found = {}
+    keys = list(keys)
+    columns = ", ".join(quote(c) for c in t.columns)
+    key_columns = ", ".join(quote(c) for c in t.key)
+    for chunk in _chunks(keys, len(t.key)):
+        if len(t.key) == 1:
+            where = f"{quote(t.key[0])} IN ({', '.join(['%s'] * len(chunk))})"
+            params = [key[0] for key in chunk]
+        else:
+            one = "(" + ", ".join(["%s"] * len(t.key)) + ")"
+            where = f"({key_columns}) IN (VALUES {', '.join([one] * len(chunk))})"
+            params = [value for key in chunk for value in key]
+        found.update(_fetch(t, f"SELECT {columns} FROM {quote(t.name)} WHERE {where}", params))
+    return found
+
+
+def select_where(model, column, values, extra=""):
+    """Rows whose ``column`` is one of ``values`` (e.g. the present members of some groups)."""
+    t = table(model)
+    found = {}
+    columns = ", ".join(quote(c) for c in t.columns)
+    values = list(values)
+    for chunk in _chunks(values, 1):
+        where = f"{quote(column)} IN ({', '.join(['%s'] * len(chunk))})" + extra
+        found.update(_fetch(t, f"SELECT {columns} FROM {quote(t.name)} WHERE {where}", chunk))
+    return found
+
+
+def _fetch(t, sql, params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    found = {}
+    for values in rows:
+        row = dict(zip(t.columns, values, strict=True))
+        for column in t.json_columns:
+            if isinstance(row[column], str):
+                row[column] = json.loads(row[column])
+        for column in t.datetime_columns:
+            row[column] = _datetime(row[column])
+        for column in t.bool_columns:
+            if row[column] is not None:
+                row[column] = bool(row[column])
+        found[tuple(row[c] for c in t.key)] = row
+    return found
+
+
+def _datetime(value):
+    if isinstance(value, str):  # SQLite: naive UTC text
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def upsert(model, rows):
+    """Insert ``rows``, or update every non-key column of the rows that exist already."""
+    if not rows:
+        return
+    t = table(model)
+    ops = connection.ops
+    columns = ", ".join(quote(c) for c in t.columns)
+    conflict = ", ".join(quote(c) for c in t.key)
+    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in t.update_columns)
+    one = "(" + ", ".join(["%s"] * len(t.columns)) + ")"
+    for chunk in _chunks(rows, len(t.columns)):
+        params = []
+        for row in chunk:
+            for column in t.columns:
+                value = row[column]
+                if column in t.json_columns:
+                    value = ops.adapt_json_value(value, None)
+                elif column in t.datetime_columns and value is not None:
+                    value = ops.adapt_datetimefield_value(value)
+                params.append(value)
+        sql = (
+            f"INSERT INTO {quote(t.name)} ({columns}) VALUES {', '.join([one] * len(chunk))} "
+            f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+def lock_keys(lock_ids):
+    """PostgreSQL: take transaction advisory locks on ``lock_ids``, ascending, in one statement."""
+    if connection.vendor != "postgresql" or not lock_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) AS k",
+            [ADVISORY_LOCK_CLASS, sorted(lock_ids)],
+        )
