@@ -27,10 +27,8 @@ DEFAULTS = {
     # Tencent Cloud Chat: callback authentication tokens (Sign = sha256_hex(token + RequestTime)).
     "TENCENT_TOKENS": [],
     "TENCENT_SIGN_WINDOW_SECONDS": 60,
-    # "inline": apply before replying; "deferred": store, reply, apply in a django.tasks worker.
+    # "inline": apply before replying; "deferred": store as "received", `openim_worker` applies.
     "PROCESSING": "inline",
-    # django.tasks backend alias used in deferred mode.
-    "TASK_BACKEND": "default",
     # Request limits: bodies above MAX_BODY_BYTES get 413; JSON nested deeper than MAX_JSON_DEPTH, 400.
     "MAX_BODY_BYTES": 1024 * 1024,
     "MAX_JSON_DEPTH": 32,

@@ -1,7 +1,16 @@
-"""One path for every delivery.
+"""One path for every delivery, live or stored.
 
-``receive`` (the views) stores the request as a :class:`CallbackEvent` first, then ``process``
-applies it; replays, admin actions and deferred tasks call ``process`` on stored events.
+``receive(delivery)`` (the views) decides everything it can in memory first: the command, the
+registry entry, "ignored", the payload's validation and the handler's changes. Then:
+
+* inline: one transaction INSERTs the event as ``processed`` and writes its changes; if writing
+  fails, the transaction rolls back and the event is INSERTed ``failed`` with its traceback;
+* deferred: one INSERT of the event as ``received``; ``openim_worker`` applies it later;
+* rejected, ignored, or a handler that raised: one INSERT with the final status.
+
+``process_events(events)`` applies stored events (the worker, replays, the admin action) in one
+batch: one writer pass for all of them and one UPDATE per distinct outcome. A bad event fails
+alone.
 """
 
 import logging
@@ -9,21 +18,25 @@ import traceback
 from dataclasses import dataclass, field
 
 from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+from rest_framework.serializers import as_serializer_error
 
 from openim_sync import signals, writer
 from openim_sync.callbacks import registry
+from openim_sync.changes import Stamp
 from openim_sync.conf import app_settings
 from openim_sync.exceptions import BadDelivery, DatabaseUnavailable
 from openim_sync.models import CallbackEvent, EventStatus
 from openim_sync.protocols import adapter_for
 from openim_sync.protocols.base import decode_body, storable
+from openim_sync.subjects import subjects
 
 logger = logging.getLogger(__name__)
 COMMAND_LENGTH = CallbackEvent._meta.get_field("command").max_length
 HTTP_STATUS = {EventStatus.REJECTED: 400, EventStatus.FAILED: 500}
 DATABASE_DOWN = (OperationalError, InterfaceError)
-STATUS_FIELDS = ["status", "reason", "traceback", "processed_at", "attempts"]
 
 
 @dataclass
@@ -33,13 +46,30 @@ class Outcome:
     reason: str = ""
     changed: list = field(default_factory=list)
     http_status: int = 0
+    rows_written: int = 0
+    traceback: str = ""
+    #: Stored events: the writer unit still to apply, and whether the stored row needs more than
+    #: its outcome updated (payload parsed from the body, command or subjects changed).
+    unit: object = None
+    reparsed: bool = False
 
     def __post_init__(self):
         self.http_status = self.http_status or HTTP_STATUS.get(self.status, 200)
 
 
+@dataclass
+class Prepared:
+    """An event whose changes are known and only need writing."""
+
+    changes: list
+    version: int
+
+
+# -- live deliveries ------------------------------------------------------------------------
+
+
 def receive(delivery):
-    """Store an authenticated delivery as an event, then apply it (or queue it)."""
+    """Store an authenticated delivery as an event and apply it (or leave it for the worker)."""
     try:
         return _receive(delivery)
     except DATABASE_DOWN as exc:
@@ -47,7 +77,6 @@ def receive(delivery):
 
 
 def _receive(delivery):
-    adapter = adapter_for(delivery.protocol)
     event = CallbackEvent(
         protocol=delivery.protocol,
         url_command=_command_column(delivery.url_command),
@@ -58,96 +87,232 @@ def _receive(delivery):
         operation_id=delivery.operation_id,
         received_at=delivery.received_at,
         body=delivery.body,
+        attempts=1,
     )
     if delivery.body_error is not None:
         exc = delivery.body_error
-        return _store_final(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
+        return _store_final(
+            Outcome(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
+        )
+    prepared = _prepare(event, url_command=delivery.url_command)
+    if isinstance(prepared, Outcome):
+        return _store_final(prepared)
+    if app_settings.PROCESSING == "deferred":
+        event.attempts = 0
+        event.save(force_insert=True)
+        _on_commit(signals.event_received, event=event)
+        return Outcome(event, EventStatus.RECEIVED, "Queued for processing.")
+    return _apply_inline(event, prepared)
+
+
+def _apply_inline(event, prepared):
+    _mark(event, EventStatus.PROCESSED, "")
+    unit = None
     try:
-        event.payload = decode_body(event.body)
-        command = adapter.resolve_command(delivery.url_command, event.payload)
-        event.command = _command_column(command)
-    except BadDelivery as exc:
-        return _store_final(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
+        with transaction.atomic():
+            event.save(force_insert=True)
+            unit = _unit(event, prepared)
+            state = writer.apply_units([unit])
+            if unit.error is not None:
+                raise unit.error
+            changed = _changed(state, unit)
+            _on_commit(signals.event_received, event=event)
+            _on_commit(signals.event_processed, event=event, changed=changed)
+    except DATABASE_DOWN:
+        raise
+    except Exception as exc:
+        tb = unit.traceback if unit is not None and unit.traceback else traceback.format_exc()
+        event.pk = event.id = None
+        event._state.adding = True
+        return _store_final(_failure(event, exc, tb))
+    return Outcome(event, EventStatus.PROCESSED, changed=changed, rows_written=len(unit.written))
 
-    ignored = _ignored_reason(adapter, command, registry.lookup(adapter.name, command))
-    if ignored is not None:
-        # Nothing to apply: one INSERT of the row process() would leave (no UPDATE, no task).
-        # Messages are most of OpenIM's traffic.
-        event.attempts = 1
-        return _store_final(event, EventStatus.IGNORED, ignored)
 
+def _store_final(outcome):
+    """Store a delivery whose outcome is known before storing, in its one INSERT."""
+    event = outcome.event
+    _mark(event, outcome.status, outcome.reason)
+    event.traceback = storable(outcome.traceback)
     event.save(force_insert=True)
     _on_commit(signals.event_received, event=event)
-    if app_settings.PROCESSING == "deferred":
-        from openim_sync.tasks import enqueue
+    _on_commit(signals.event_processed, event=event, changed=[])
+    return outcome
 
-        enqueue(event)
-        return Outcome(event, EventStatus.RECEIVED, "Queued for processing.")
-    return process(event)
+
+# -- what a payload means, decided in memory ---------------------------------------------------
+
+
+def _prepare(event, payload=None, url_command=None):
+    """Resolve, look up, validate and run the handler: a :class:`Prepared`, or the final
+    :class:`Outcome` (rejected, ignored, failed) when there is nothing to write."""
+    adapter = adapter_for(event.protocol)
+    try:
+        if payload is None:
+            payload = decode_body(bytes(event.body or b""))
+        command = adapter.resolve_command(
+            event.url_command if url_command is None else url_command, payload
+        )
+    except BadDelivery as exc:
+        return Outcome(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
+    event.payload, event.command = payload, _command_column(command)
+    event.subject_user_id, event.subject_group_id, event.subject_peer_id = subjects(payload)
+
+    spec = registry.lookup(event.protocol, command)
+    if spec is None:
+        reason = f"Unknown {event.protocol} command {command!r}: stored, nothing applied."
+        return Outcome(event, EventStatus.IGNORED, reason)
+    if spec.ignored:
+        return Outcome(event, EventStatus.IGNORED, spec.ignored_reason)
+    try:
+        data = registry.validate(spec, payload)
+    except ValidationError as exc:
+        return Outcome(event, EventStatus.REJECTED, describe_errors(as_serializer_error(exc)))
+    except Exception as exc:
+        return _failure(event, exc, traceback.format_exc())
+    version = data.get(spec.version_field) if spec.version_field else None
+    if version is None:
+        version = event.received_ms
+    context = registry.Context(event=event, version=version, command=command)
+    try:
+        changes = list(spec.handler(data, context))
+    except Exception as exc:
+        return _failure(event, exc, traceback.format_exc())
+    return Prepared(changes, version)
+
+
+def _failure(event, exc, tb):
+    return Outcome(event, EventStatus.FAILED, f"{type(exc).__name__}: {exc}", traceback=tb)
+
+
+def _unit(event, prepared):
+    return writer.Unit(
+        prepared.changes,
+        Stamp(prepared.version, event.pk),
+        event_id=event.pk,
+        removed_at=event.received_at,
+    )
+
+
+# -- stored events ------------------------------------------------------------------------------
 
 
 def process(event):
-    """Apply a stored event to the mirror and record the outcome on it."""
+    """Apply one stored event and record the outcome on it."""
+    return process_events([event])[0]
+
+
+def process_events(events):
+    """Apply stored ``events`` (in the order given, id order for replays) in one transaction."""
     try:
-        return _process(event)
+        with transaction.atomic():
+            return _process_events(events)
     except DATABASE_DOWN as exc:
-        raise _unavailable(exc, f"processing event #{event.pk}") from exc
+        first = events[0].pk if events else None
+        raise _unavailable(exc, f"processing events from #{first}") from exc
+
+
+def _process_events(events):
+    outcomes, units = [], []
+    for event in events:
+        before = _stored_fields(event)
+        result = _prepare(event, event.payload)
+        if isinstance(result, Outcome):
+            outcome = result
+        else:
+            outcome = Outcome(event, EventStatus.PROCESSED, unit=_unit(event, result))
+            units.append(outcome.unit)
+        outcome.reparsed = before != _stored_fields(event)
+        outcomes.append(outcome)
+
+    states = _apply_batch(units)
+    for outcome in outcomes:
+        unit = outcome.unit
+        if unit is None:
+            continue
+        if unit.error is not None:
+            outcome.status = EventStatus.FAILED
+            outcome.reason = f"{type(unit.error).__name__}: {unit.error}"
+            outcome.traceback = unit.traceback
+            outcome.http_status = HTTP_STATUS[EventStatus.FAILED]
+        else:
+            outcome.rows_written = len(unit.written)
+            outcome.changed = _changed(states[id(unit)], unit)
+    _record(outcomes)
+    return outcomes
+
+
+def _apply_batch(units):
+    """Write all units at once; if a statement fails, write them one by one so that only the
+    unit whose write fails is failed. Returns ``{id(unit): state}``."""
+    if not units:
+        return {}
+    try:
+        with transaction.atomic():
+            state = writer.apply_units(units)
+        return dict.fromkeys(map(id, units), state)
+    except DATABASE_DOWN:
+        raise
+    except Exception as exc:
+        if len(units) == 1:
+            writer.fail(units[0], exc)
+            return {}
+    states = {}
+    for unit in units:
+        if unit.error is not None:
+            continue
+        unit.written = []
+        states.update(_apply_batch([unit]))
+    return states
+
+
+def _record(outcomes):
+    """One UPDATE per distinct outcome (usually one per batch), plus reparsed payloads."""
+    now = timezone.now()
+    groups = {}
+    for outcome in outcomes:
+        event = outcome.event
+        _mark(event, outcome.status, outcome.reason, now)
+        event.traceback = storable(outcome.traceback)
+        event.attempts += 1
+        if outcome.reparsed:
+            CallbackEvent.objects.filter(pk=event.pk).update(
+                **dict(zip(REPARSED_FIELDS, _stored_fields(event), strict=True))
+            )
+        key = (event.status, event.reason, event.traceback)
+        groups.setdefault(key, []).append(event.pk)
+    for (status, reason, tb), ids in groups.items():
+        CallbackEvent.objects.filter(pk__in=ids).update(
+            status=status,
+            reason=reason,
+            traceback=tb,
+            processed_at=now,
+            attempts=F("attempts") + 1,
+        )
+    for outcome in outcomes:
+        _on_commit(signals.event_processed, event=outcome.event, changed=outcome.changed)
+
+
+REPARSED_FIELDS = ("payload", "command", "subject_user_id", "subject_group_id", "subject_peer_id")
+
+
+def _stored_fields(event):
+    return tuple(getattr(event, name) for name in REPARSED_FIELDS)
+
+
+def _changed(state, unit):
+    """The rows ``unit`` wrote as model instances, built only when someone listens."""
+    if state is None or not signals.event_processed.has_listeners(CallbackEvent):
+        return []
+    return state.instances(unit)
+
+
+# -- helpers ------------------------------------------------------------------------------------
 
 
 def _unavailable(exc, doing):
     # The reply names only the error class; the log keeps the database's own message.
     logger.warning("Database unavailable while %s: %s: %s", doing, type(exc).__name__, exc)
     return DatabaseUnavailable(f"The database is unavailable ({type(exc).__name__}).")
-
-
-def _process(event):
-    adapter = adapter_for(event.protocol)
-    event.attempts += 1
-    try:
-        payload = event.payload
-        if payload is None:
-            payload = decode_body(bytes(event.body or b""))
-        command = adapter.resolve_command(event.url_command, payload)
-    except BadDelivery as exc:
-        return _finish(event, EventStatus.REJECTED, exc.message, STATUS_FIELDS)
-    reparsed = event.payload is None or event.command != command
-    event.payload, event.command = payload, _command_column(command)
-    save_fields = STATUS_FIELDS + (["payload", "command"] if reparsed else [])
-
-    spec = registry.lookup(event.protocol, command)
-    ignored = _ignored_reason(adapter, command, spec)
-    if ignored is not None:
-        return _finish(event, EventStatus.IGNORED, ignored, save_fields)
-
-    serializer = spec.serializer(data=payload)
-    if not serializer.is_valid():
-        return _finish(event, EventStatus.REJECTED, describe_errors(serializer.errors), save_fields)
-    data = serializer.validated_data
-    version = data.get(spec.version_field) if spec.version_field else None
-    if version is None:
-        version = event.received_ms
-    context = registry.Context(event=event, version=version, command=command)
-
-    try:
-        with transaction.atomic():
-            changed = writer.apply(spec.handler(data, context), event=event, version=version)
-            _mark(event, EventStatus.PROCESSED, "")
-            event.traceback = ""  # a replay that succeeds drops the old failure
-            event.save(update_fields=save_fields)
-            _on_commit(signals.event_processed, event=event, changed=changed)
-    except DATABASE_DOWN:
-        raise
-    except Exception as exc:
-        event.traceback = storable(traceback.format_exc())
-        return _finish(event, EventStatus.FAILED, f"{type(exc).__name__}: {exc}", save_fields)
-    return Outcome(event, EventStatus.PROCESSED, changed=changed)
-
-
-def _ignored_reason(adapter, command, spec):
-    """Why ``command`` changes nothing in the mirror; None when it has a handler."""
-    if spec is None:
-        return f"Unknown {adapter.name} command {command!r}: stored, nothing applied."
-    return spec.ignored_reason if spec.ignored else None
 
 
 def describe_errors(errors, prefix=""):
@@ -172,27 +337,10 @@ def describe_errors(errors, prefix=""):
     return "; ".join(part for part in parts if part)
 
 
-def _store_final(event, status, reason, http_status=0):
-    """Store a delivery whose outcome is already known, in its one INSERT."""
-    _mark(event, status, reason)
-    event.save(force_insert=True)
-    _on_commit(signals.event_received, event=event)
-    _on_commit(signals.event_processed, event=event, changed=[])
-    return Outcome(event, status, reason, http_status=http_status)
-
-
-def _finish(event, status, reason, save_fields):
-    _mark(event, status, reason)
-    if status != EventStatus.FAILED:
-        event.traceback = ""
-    event.save(update_fields=save_fields)
-    _on_commit(signals.event_processed, event=event, changed=[])
-    return Outcome(event, status, reason)
-
-
-def _mark(event, status, reason):
+def _mark(event, status, reason, now=None):
     # Reasons may quote the input; PostgreSQL refuses NUL characters in text columns.
-    event.status, event.reason, event.processed_at = status, storable(reason), timezone.now()
+    event.status, event.reason = status, storable(reason)
+    event.processed_at = now or timezone.now()
 
 
 def _command_column(command):

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -18,8 +18,11 @@ from openim_sync import pipeline
 from openim_sync.models import CallbackEvent, EventStatus
 
 BATCH_SIZE = 500
-#: Statuses replayed when none are asked for: the ones that did not apply cleanly.
-DEFAULT_STATUSES = (EventStatus.FAILED, EventStatus.REJECTED, EventStatus.RECEIVED)
+#: Statuses replayed when none are asked for: the ones that did not apply cleanly and may apply
+#: now. Rejected events are left out: the same code rejects the same payload again.
+DEFAULT_STATUSES = (EventStatus.FAILED, EventStatus.RECEIVED)
+#: Events fetched per query and applied per transaction by a rebuild.
+REBUILD_BATCH_SIZE = 1000
 #: A ``received`` event younger than this may still be on its way (inline request running, or
 #: queued for a worker); older ones were left behind by a crash or an outage.
 STALE_RECEIVED_MINUTES = 10
@@ -100,6 +103,12 @@ class ReplayReport:
     rows_written: int = 0
     failed_ids: list = field(default_factory=list)
 
+    def add(self, outcome):
+        self.outcomes[outcome.status] += 1
+        self.rows_written += outcome.rows_written
+        if outcome.status == EventStatus.FAILED:
+            self.failed_ids.append(outcome.event.pk)
+
     @property
     def total(self):
         return sum(self.outcomes.values())
@@ -113,7 +122,7 @@ class ReplayReport:
 
 
 def replay(events, *, accept=None, batch_size=BATCH_SIZE, on_outcome=None, report=None):
-    """Run each selected event through :func:`pipeline.process`, oldest id first.
+    """Apply the selected events again, oldest id first, one batch (and transaction) at a time.
 
     ``accept(event)`` can drop events a SQL prefilter over-matched; ``on_outcome(event, outcome)``
     is called after each one (progress, listing). Pass ``report`` to keep the counts so far if
@@ -121,16 +130,14 @@ def replay(events, *, accept=None, batch_size=BATCH_SIZE, on_outcome=None, repor
     """
     report = report if report is not None else ReplayReport()
     for batch in in_batches(events, batch_size):
-        for event in batch:
-            if accept is not None and not accept(event):
-                continue
-            outcome = pipeline.process(event)
-            report.outcomes[outcome.status] += 1
-            report.rows_written += len(outcome.changed)
-            if outcome.status == EventStatus.FAILED:
-                report.failed_ids.append(event.pk)
+        if accept is not None:
+            batch = [event for event in batch if accept(event)]
+        if not batch:
+            continue
+        for outcome in pipeline.process_events(batch):
+            report.add(outcome)
             if on_outcome is not None:
-                on_outcome(event, outcome)
+                on_outcome(outcome.event, outcome)
     return report
 
 
@@ -150,3 +157,30 @@ def default_selection(queryset, statuses=(), stale_minutes=STALE_RECEIVED_MINUTE
 
 def all_events():
     return CallbackEvent.objects.all()
+
+
+def mirror_models():
+    from openim_sync.writer import MODEL_ORDER
+
+    return MODEL_ORDER
+
+
+def clear_mirror():
+    """Empty every mirror table (children first); returns the number of rows deleted."""
+    deleted = 0
+    with transaction.atomic():
+        for model in reversed(mirror_models()):
+            deleted += model.objects.all().delete()[0]
+    return deleted
+
+
+def rebuild(*, batch_size=REBUILD_BATCH_SIZE, on_outcome=None, report=None):
+    """Empty the mirror, then apply every stored event again in id order.
+
+    Each batch commits on its own: while the rebuild runs the mirror is incomplete, and live
+    deliveries applied meanwhile are kept (their events are replayed too, and versions order
+    them). The result equals the mirror that live processing of the same events produced.
+    """
+    clear_mirror()
+    events = CallbackEvent.objects.defer("body", "headers")
+    return replay(events, batch_size=batch_size, on_outcome=on_outcome, report=report)

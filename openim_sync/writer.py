@@ -111,10 +111,11 @@ def _plan(unit):
         planned.sort(key=lambda item: (MODEL_ORDER.index(item[0][0]), _sortable(item[0][1])))
         unit._plan = planned
     except Exception as exc:
-        _fail(unit, exc)
+        fail(unit, exc)
 
 
-def _fail(unit, exc):
+def fail(unit, exc):
+    """Set ``unit`` aside as failed with ``exc`` and its traceback."""
     unit.error = exc
     unit.traceback = "".join(traceback.format_exception(exc))
     unit.written = []
@@ -237,7 +238,7 @@ class State:
                 values = {name: value for name, value in values.items() if value is not UNKNOWN}
                 self._write(unit, ident, change, values)
         except Exception as exc:
-            _fail(unit, exc)
+            fail(unit, exc)
             return
         for ident, row in self.pending.items():
             self.rows[ident] = row

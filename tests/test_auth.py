@@ -430,8 +430,8 @@ def test_only_the_callback_views_are_exempt():
 
 @pytest.mark.django_db(transaction=True)
 def test_atomic_requests_store_event_before_processing(client, settings):
-    """With ATOMIC_REQUESTS the view still runs in autocommit: the event row is committed (and
-    ``event_received`` sent) before the handler runs, and a failed delivery's row survives."""
+    """With ATOMIC_REQUESTS the view still runs in autocommit: the handler runs in memory before
+    anything is written, outside any transaction, and a failed delivery's row survives."""
     from django.db import connection
 
     from openim_sync import signals
@@ -463,8 +463,9 @@ def test_atomic_requests_store_event_before_processing(client, settings):
     event = CallbackEvent.objects.get()
     assert event.status == EventStatus.FAILED
     assert "RuntimeError: handler bug" in event.traceback
-    # The handler ran after the event had been committed (on_commit fired already).
-    assert seen_by_handler == [([event.pk], True)]
+    # The handler ran before the event was stored, outside any transaction; the row is committed.
+    assert seen_by_handler == [([], False)]
+    assert received == [event.pk]
 
 
 def registry_serializer():

@@ -671,7 +671,8 @@ def test_unknown_command_is_stored_and_ignored(client):
 
 
 def test_rejected_event_stays_rejected_on_replay(client):
-    """Replaying a rejected event goes through the same validation: still rejected, no change."""
+    """Rejected events are not replayed by default; asked for, they go through the same
+    validation: still rejected, no change."""
     from django.core.management import call_command
 
     client.generic(
@@ -682,6 +683,9 @@ def test_rejected_event_stays_rejected_on_replay(client):
     )
     call_command("openim_replay", verbosity=0)
     event = CallbackEvent.objects.get()
+    assert (event.status, event.attempts) == (EventStatus.REJECTED, 1)
+    call_command("openim_replay", "--include-rejected", verbosity=0)
+    event.refresh_from_db()
     assert event.status == EventStatus.REJECTED
     assert event.attempts == 2
     assert "roleLevel: A valid integer is required." in event.reason

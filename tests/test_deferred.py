@@ -1,7 +1,7 @@
-"""PROCESSING = "deferred": store, answer at once, apply in a django.tasks worker (django-tasks-db).
+"""PROCESSING = "deferred": store, answer at once; ``manage.py openim_worker`` applies.
 
-On PostgreSQL the worker is a real ``manage.py db_worker`` process against the test database;
-the deliveries go over real HTTP to a live server.
+On PostgreSQL the workers are real ``manage.py openim_worker`` processes against the test
+database; the deliveries go over real HTTP to a live server.
 """
 
 import io
@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +17,6 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
-from django_tasks_db.models import DBTaskResult
 
 from openim_sync.conf import app_settings
 from openim_sync.models import CallbackEvent, EventStatus, ImUser
@@ -42,10 +42,6 @@ def post(base_url, body, command=COMMAND):
         return response.status, json.loads(response.read())
 
 
-def task_results():
-    return list(DBTaskResult.objects.order_by("enqueued_at"))
-
-
 @pytest.fixture
 def deferred(openim_settings):
     openim_settings(PROCESSING="deferred")
@@ -61,40 +57,48 @@ def test_deferred_stores_answers_and_a_worker_applies(transactional_db, client, 
     assert response.status_code == 200
     assert response.json()["errCode"] == 0
     event = CallbackEvent.objects.get()
-    assert event.status == EventStatus.RECEIVED
+    assert (event.status, event.attempts) == (EventStatus.RECEIVED, 0)
+    assert event.subject_user_id == "u1"
     assert not ImUser.objects.exists()
-    (result,) = task_results()
-    assert result.status == "READY"
-    assert result.args_kwargs["args"] == [event.pk]
 
-    # The django-tasks-db worker, in this process: it runs what is queued, then exits.
-    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("openim_worker", "--once", stdout=out)
 
     event.refresh_from_db()
     assert event.status == EventStatus.PROCESSED and event.attempts == 1
     assert ImUser.objects.get(user_id="u1").nickname == "Alice"
-    result.refresh_from_db()
-    assert result.status == "SUCCESSFUL"
+    assert "1 event(s) applied (0 failed)" in out.getvalue()
 
 
-def run_worker():
-    """``manage.py db_worker --batch`` as its own process, on this test's database."""
+def test_bad_payload_is_rejected_at_receipt_not_queued(transactional_db, client, deferred):
+    response = client.generic(
+        "POST",
+        f"/openim/callback/{COMMAND}",
+        go_json({"callbackCommand": COMMAND, "userID": ["not", "a", "string"]}),
+        content_type=OPENIM_CONTENT_TYPE,
+    )
+    assert response.status_code == 400
+    assert "userID" in response.json()["errMsg"]
+    event = CallbackEvent.objects.get()
+    assert (event.status, event.attempts) == (EventStatus.REJECTED, 1)
+
+
+def worker_process(*args):
+    """``manage.py openim_worker`` as its own process, on this test's database."""
     settings = connection.settings_dict
     url = (
         f"postgres://{settings['USER']}:{settings['PASSWORD']}@{settings['HOST'] or 'localhost'}"
         f":{settings['PORT'] or 5432}/{settings['NAME']}"
     )
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "project.settings"}
-    completed = subprocess.run(
-        [sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay", "--no-reload"],
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "openim_worker", *args],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
     )
-    assert completed.returncode == 0, completed.stderr
-    return completed
 
 
 @pytest.mark.postgres
@@ -107,25 +111,22 @@ def test_real_worker_process_on_postgresql(postgres_only, live_server, deferred,
         assert (status, reply["errCode"]) == (200, 0)
         good, bad = CallbackEvent.objects.order_by("pk")
         assert good.status == bad.status == EventStatus.RECEIVED
-        assert DBTaskResult.objects.filter(status="READY").count() == 2
 
-        worker = run_worker()
+        worker = worker_process("--once")
+        stdout, stderr = worker.communicate(timeout=120)
 
+    # One batch held both; the failing write failed its event alone.
+    assert worker.returncode == 1, stderr
+    assert "1 event(s) failed" in stderr
+    assert "2 event(s) applied (1 failed)" in stdout
     good.refresh_from_db()
     bad.refresh_from_db()
     assert good.status == EventStatus.PROCESSED
     assert ImUser.objects.get(user_id="u1").last_event_id == good.pk
-    # The failed task left its event failed, with the reason and the traceback...
     assert bad.status == EventStatus.FAILED
     assert "simulated database failure" in bad.reason
     assert "Traceback" in bad.traceback
     assert not ImUser.objects.filter(user_id="boom").exists()
-    results = {r.args_kwargs["args"][0]: r for r in task_results()}
-    assert results[good.pk].status == "SUCCESSFUL"
-    assert results[bad.pk].status == "FAILED"
-    assert results[bad.pk].exception_class_path == "openim_sync.tasks.EventFailed"
-    assert "simulated database failure" in results[bad.pk].traceback
-    assert "Task id=" in worker.stderr + worker.stdout  # the worker really ran them
 
     # ...visible in admin...
     changelist = reverse("admin:openim_sync_callbackevent_changelist")
@@ -140,3 +141,21 @@ def test_real_worker_process_on_postgresql(postgres_only, live_server, deferred,
     bad.refresh_from_db()
     assert bad.status == EventStatus.PROCESSED
     assert ImUser.objects.get(user_id="boom").nickname == "Broken"
+
+
+@pytest.mark.postgres
+def test_sigterm_finishes_the_batch_then_stops(postgres_only, live_server, deferred):
+    worker = worker_process("--poll", "0.05")
+    try:
+        status, _ = post(live_server.url, user_info("u1", "Alice"))
+        assert status == 200
+        deadline = time.monotonic() + 60
+        while CallbackEvent.objects.filter(status=EventStatus.RECEIVED).exists():
+            assert time.monotonic() < deadline, "the worker did not pick the event up"
+            time.sleep(0.05)
+    finally:
+        worker.terminate()
+        stdout, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr
+    assert "Stopping after the current batch." in stdout
+    assert ImUser.objects.get(user_id="u1").nickname == "Alice"

@@ -200,8 +200,9 @@ def test_database_outage_503_then_recovery(db_through_proxy, live_server, openim
 def test_outage_during_processing_leaves_no_half_written_state(
     db_through_proxy, live_server, throwaway_command
 ):
-    """The event is stored, then the connection dies while the mirror is written: 503, no mirror
-    row at all, and ``openim_replay`` applies the stored event once the database is back."""
+    """The connection dies while the delivery is being handled: the event INSERT and the mirror
+    writes share one transaction, so nothing at all is left (no event stuck in 'received', no
+    half-written mirror), the server is told 503, and the next delivery works by itself."""
     proxy = db_through_proxy
     command = "callbackTestOutageMidwayCommand"
     outage = {"on": True}
@@ -221,15 +222,15 @@ def test_outage_during_processing_leaves_no_half_written_state(
     assert status == 503
     assert "The database is unavailable" in reply["errMsg"]
 
-    event = CallbackEvent.objects.get()
-    assert event.status == EventStatus.RECEIVED  # stored before the outage, never applied
+    assert not CallbackEvent.objects.exists()
     assert ImUser.objects.count() == 0 and GroupMember.objects.count() == 0
 
     proxy.restore()
     outage["on"] = False
-    call_command("openim_replay", "--stale-minutes=0", verbosity=0)
-    event.refresh_from_db()
-    assert event.status == EventStatus.PROCESSED
+    status, reply = post(openim_url(live_server, command), body)
+    assert (status, reply["errCode"]) == (200, 0)
+    event = CallbackEvent.objects.get()
+    assert (event.status, event.attempts) == (EventStatus.PROCESSED, 1)
     assert ImUser.objects.get(user_id="u1").nickname == "Ann"
     assert GroupMember.objects.get(group_id="g1", user_id="u1").role_level == 60
 

@@ -103,7 +103,7 @@ def dry_run_ids(*args):
     return [int(pk) for pk in re.findall(r"^#(\d+) ", out, re.MULTILINE)]
 
 
-def test_default_replays_failed_and_rejected_and_exit_status(client):
+def test_default_replays_failed_not_rejected_and_exit_status(client):
     processed = deliver_user(client, "u1", "Alice")
     failed = deliver_failed(client)
     rejected = deliver_rejected(client)
@@ -121,14 +121,37 @@ def test_default_replays_failed_and_rejected_and_exit_status(client):
 
     # The cause is fixed: the replay applies it and exits normally.
     out, _ = replay()
-    assert "1 processed" in out and "1 rejected" in out
+    assert "1 processed" in out and "rejected" not in out
     failed.refresh_from_db()
     assert failed.status == EventStatus.PROCESSED and failed.attempts == 3
     assert ImUser.objects.get(user_id="boom").nickname == "Never stored"
     processed.refresh_from_db()
     rejected.refresh_from_db()
     assert processed.attempts == 1  # processed events are not in the default selection
-    assert rejected.status == EventStatus.REJECTED and rejected.attempts == 2  # replayed twice
+    assert rejected.status == EventStatus.REJECTED and rejected.attempts == 1  # never replayed
+
+    # Asked for, rejected events are replayed (and rejected again: same code, same payload).
+    out, _ = replay("--include-rejected")
+    assert "1 rejected" in out
+    rejected.refresh_from_db()
+    assert rejected.status == EventStatus.REJECTED and rejected.attempts == 2
+
+    # Nothing left to do: says so, and says nothing at all at --verbosity 0 (cron).
+    out, _ = replay()
+    assert out.startswith("Nothing to replay: no failed or stale received event matched.")
+    assert replay("--verbosity", "0") == ("", "")
+
+
+def test_selectors_narrow_the_default_set_and_say_why_nothing_matched(client):
+    deliver_user(client, "u1", "Alice")
+    failed = deliver_failed(client)
+
+    out, _ = replay("--user", "u1")
+    assert "Nothing to replay" in out
+    assert "1 event(s) of other statuses match the selectors: add --all" in out
+
+    out, _ = replay("--user", "boom", "--dry-run")
+    assert f"#{failed.pk} " in out and "Dry run: 1 event(s) would be replayed." in out
 
 
 def test_dry_run_lists_and_changes_nothing(client):
@@ -137,8 +160,8 @@ def test_dry_run_lists_and_changes_nothing(client):
     deliver_user(client, "u1", "Alice")
 
     out, _ = replay("--dry-run")
-    assert f"#{failed.pk} " in out and f"#{rejected.pk} " in out
-    assert "Dry run: 2 event(s) would be replayed." in out
+    assert f"#{failed.pk} " in out and f"#{rejected.pk} " not in out
+    assert "Dry run: 1 event(s) would be replayed." in out
     failed.refresh_from_db()
     assert failed.status == EventStatus.FAILED and failed.attempts == 1
     assert not ImUser.objects.filter(user_id="boom").exists()
@@ -350,7 +373,10 @@ def test_reads_in_keyset_batches(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_interrupted_run_reports_what_it_did(client):
-    """Ctrl-C (here raised by a signal receiver on the third event) prints the counts so far."""
+    """Ctrl-C (here raised by a signal receiver on the third event) prints the counts so far.
+
+    Signals are sent when a batch commits; with batches of one, the third event is committed and
+    the interrupt stops the run before it is counted."""
     from openim_sync.signals import event_processed
 
     for i in range(5):
@@ -365,7 +391,7 @@ def test_interrupted_run_reports_what_it_did(client):
     event_processed.connect(interrupt, weak=False)
     try:
         with pytest.raises(CommandError) as error:
-            replay("--all")
+            replay("--all", "--batch-size", "1")
     finally:
         event_processed.disconnect(interrupt)
     assert error.value.returncode == 130

@@ -127,14 +127,14 @@ def test_rejected_and_ignored_deliveries(client, received, processed):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_deferred_received_now_processed_by_the_task(client, received, processed, settings):
+def test_deferred_received_now_processed_by_the_worker(client, received, processed, settings):
     from django.core.management import call_command
 
     settings.OPENIM_SYNC = {**settings.OPENIM_SYNC, "PROCESSING": "deferred"}
     response = post_openim(client, "/callbackAfterUpdateUserInfoExCommand", user_info("u1", "A"))
     assert response.status_code == 200
     assert len(received) == 1 and processed == []
-    call_command("db_worker", "--batch", "--no-startup-delay", "--no-reload", verbosity=0)
+    call_command("openim_worker", "--once", verbosity=0)
     (done,) = processed
     assert done["status"] == EventStatus.PROCESSED and len(done["changed"]) == 1
 

@@ -80,6 +80,21 @@ def _register(spec):
     _registry[key] = spec
 
 
+_validators = {}
+
+
+def validate(spec, payload):
+    """The validated data of ``payload``; raises DRF's ``ValidationError``.
+
+    One serializer instance per command is bound once and reused: building a serializer's
+    fields costs far more than validating one payload.
+    """
+    serializer = _validators.get(spec.serializer)
+    if serializer is None:
+        serializer = _validators[spec.serializer] = spec.serializer()
+    return serializer.run_validation(payload)
+
+
 def lookup(protocol, command):
     return _registry.get((protocol, command))
 

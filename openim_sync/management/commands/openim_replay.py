@@ -4,6 +4,7 @@ Replays respect the ordering guard: an event older than what a mirror row alread
 nothing, so replaying everything twice leaves the mirror as it was.
 """
 
+import time
 from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
@@ -33,9 +34,11 @@ when.__name__ = "ISO date/time"
 
 class Command(BaseCommand):
     help = (
-        "Replay stored callback events through the pipeline. Without selectors: failed and "
-        "rejected events, and events still 'received' after --stale-minutes (left behind by a "
-        "crash or an outage). Exits with status 1 while a replayed event still fails."
+        "Replay stored callback events through the pipeline. By default: failed events and "
+        "events still 'received' after --stale-minutes (left behind by a crash or an outage); "
+        "selectors (--user, --since, --command...) narrow that set, --all widens it to every "
+        "status. --rebuild empties the mirror and replays every event. Exits with status 1 "
+        "while a replayed event still fails."
     )
 
     def add_arguments(self, parser):
@@ -62,6 +65,23 @@ class Command(BaseCommand):
         )
         add("--all", action="store_true", help="Any status (still narrowed by other selectors).")
         add(
+            "--include-rejected",
+            action="store_true",
+            help="Also replay rejected events (they are rejected again unless the code changed).",
+        )
+        add(
+            "--rebuild",
+            action="store_true",
+            help="Empty the mirror tables, then replay every stored event in id order.",
+        )
+        add(
+            "--no-input",
+            "--noinput",
+            dest="interactive",
+            action="store_false",
+            help="Do not ask for confirmation (--rebuild).",
+        )
+        add(
             "--stale-minutes",
             type=int,
             default=replay.STALE_RECEIVED_MINUTES,
@@ -84,6 +104,8 @@ class Command(BaseCommand):
         add("--dry-run", action="store_true", help="List the selected events; change nothing.")
 
     def handle(self, *args, **options):
+        if options["rebuild"]:
+            return self.rebuild(options)
         events = self.select(options)
         user, group = options["user"], options["group"]
         accept = None
@@ -96,6 +118,10 @@ class Command(BaseCommand):
             return self.dry_run(events, accept, options["batch_size"])
 
         total = events.count()
+        if total == 0:
+            if options["verbosity"] >= 1:
+                self.stdout.write(self.nothing_matched(options))
+            return
         progress = Progress(self.stderr, total, every=options["batch_size"])
         report = replay.ReplayReport()
         try:
@@ -112,7 +138,8 @@ class Command(BaseCommand):
             raise CommandError(f"Interrupted. {report.summary()}", returncode=130) from None
         finally:
             progress.close()
-        self.stdout.write(report.summary())
+        if options["verbosity"] >= 1 or report.failed_ids:
+            self.stdout.write(report.summary())
         if report.failed_ids:
             shown = ", ".join(f"#{pk}" for pk in report.failed_ids[:20])
             more = " ..." if len(report.failed_ids) > 20 else ""
@@ -127,7 +154,12 @@ class Command(BaseCommand):
         if options["ids"]:
             events = events.filter(pk__in=options["ids"])
         elif not options["all"]:
-            events = replay.default_selection(events, options["statuses"], options["stale_minutes"])
+            statuses = list(options["statuses"])
+            if options["include_rejected"] and statuses:
+                statuses.append(EventStatus.REJECTED)
+            elif options["include_rejected"]:
+                statuses = [*replay.DEFAULT_STATUSES, EventStatus.REJECTED]
+            events = replay.default_selection(events, statuses, options["stale_minutes"])
         if options["all"] and options["statuses"]:
             raise CommandError("--all and --status contradict each other: use one.")
         if options["from_id"] is not None:
@@ -146,6 +178,58 @@ class Command(BaseCommand):
             if value is not None:
                 events = replay.mentioning(events, value)
         return events
+
+    def nothing_matched(self, options):
+        if options["ids"] or options["all"]:
+            return "No event matched the selectors."
+        wider = self.select({**options, "all": True, "statuses": []})
+        count = wider.count()
+        statuses = ", ".join(options["statuses"]) or "failed or stale received"
+        if options["include_rejected"]:
+            statuses += ", rejected"
+        text = f"Nothing to replay: no {statuses} event matched."
+        if count:
+            text += f" {count} event(s) of other statuses match the selectors: add --all to replay them."
+        return text
+
+    def rebuild(self, options):
+        selectors = ("ids", "statuses", "commands", "protocol", "since", "until", "user", "group")
+        given = [name for name in selectors if options[name]]
+        given += [n for n in ("from_id", "to_id") if options[n] is not None]
+        if given or options["all"] or options["dry_run"]:
+            raise CommandError("--rebuild replays every event: it takes no selectors or --dry-run.")
+        total = CallbackEvent.objects.count()
+        if options["interactive"]:
+            answer = input(
+                f"This empties every mirror table and replays all {total} stored event(s). "
+                "Type 'yes' to continue: "
+            )
+            if answer.strip().lower() != "yes":
+                raise CommandError("Rebuild cancelled.")
+        progress = Progress(self.stderr, total, every=max(options["batch_size"], 1000))
+        report = replay.ReplayReport()
+        started = time.monotonic()
+        try:
+            replay.rebuild(
+                batch_size=max(options["batch_size"], replay.REBUILD_BATCH_SIZE),
+                on_outcome=lambda event, outcome: self.reported(event, outcome, progress, options),
+                report=report,
+            )
+        except DatabaseUnavailable as exc:
+            raise CommandError(f"Rebuild stopped: {exc} {report.summary()}") from exc
+        except KeyboardInterrupt:
+            raise CommandError(f"Rebuild interrupted. {report.summary()}", returncode=130) from None
+        finally:
+            progress.close()
+        elapsed = time.monotonic() - started
+        if options["verbosity"] >= 1:
+            rate = report.total / elapsed if elapsed else 0
+            self.stdout.write(f"Rebuilt the mirror in {elapsed:.1f}s ({rate:.0f} events/s). ")
+            self.stdout.write(report.summary())
+        if report.failed_ids:
+            raise CommandError(
+                f"{len(report.failed_ids)} event(s) failed during the rebuild.", returncode=1
+            )
 
     def dry_run(self, events, accept, batch_size):
         listed = events.defer("body", "headers", "query", "traceback")
