@@ -36,6 +36,12 @@ DEFAULTS = {
     "EVENT_RETENTION_DAYS": 30,
     # An online session with no refresh for this long counts as offline.
     "PRESENCE_TTL_SECONDS": 900,
+    # The read API (openim_sync.api): DRF permission classes (dotted paths or classes) for every
+    # endpoint; the default lets only staff users in. The events endpoint always needs staff too.
+    "API_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # The read API's page size (?page_size= may ask for up to API_MAX_PAGE_SIZE).
+    "API_PAGE_SIZE": 100,
+    "API_MAX_PAGE_SIZE": 1000,
 }
 
 LIST_SETTINGS = (
