@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -212,13 +213,12 @@ class Server:
                     *nice,
                     PY,
                     "manage.py",
-                    "db_worker",
-                    "--interval=0.05",
-                    "--no-startup-delay",
-                    "-v0",
+                    "openim_worker",
+                    "--poll=0.05",
+                    "--skip-checks",
                 ],
                 self.env(processing) | {"DJANGO_SETTINGS_MODULE": "benchsite.settings"},
-                "db_worker",
+                "openim_worker",
                 self.logdir,
             )
 
@@ -550,9 +550,12 @@ def copy_events(db, events, start_at, *, status="received"):
     """Store generated events the way the view would, with COPY (fast)."""
     from psycopg.types.json import Jsonb
 
+    from openim_sync.subjects import subjects
+
     cols = (
         "protocol, command, url_command, status, reason, traceback, body, payload, headers, "
-        "query, operation_id, remote_addr, received_at, attempts"
+        "query, operation_id, remote_addr, received_at, attempts, subject_user_id, "
+        "subject_group_id, subject_peer_id"
     )
     with db.conn.cursor() as cur, cur.copy(f"COPY {EVENT_TABLE} ({cols}) FROM STDIN") as copy:
         for n, event in enumerate(events):
@@ -565,82 +568,189 @@ def copy_events(db, events, start_at, *, status="received"):
                 "Operationid": event.operation_id,
                 "Accept-Encoding": "gzip",
             }
+            payload = json.loads(event.body)
             copy.write_row(
                 (
                     "openim", event.command, event.command, status, "", "", event.body,
-                    Jsonb(json.loads(event.body)), Jsonb(headers),
+                    Jsonb(payload), Jsonb(headers),
                     Jsonb({"key": query[4:]} if query else {}), event.operation_id,
-                    "127.0.0.1", start_at + timedelta(milliseconds=n), 0,
+                    "127.0.0.1", start_at + timedelta(milliseconds=n), 0, *subjects(payload),
                 )
             )  # fmt: skip
 
 
-def replay_stage(args, db, server, logdir, handled, report):
-    log(f"replay: storing {args.replay_events:,} generated events")
-    db.reset()
+def stored_world(args):
     world = World(args.users, args.groups, parse_mix(args.mix), seed=7)
-    events = [world.next_event() for _ in range(args.replay_events)]
+    return [world.next_event() for _ in range(args.replay_events)]
+
+
+def timed(cmd, env, logdir, name, limit, cpu_pids):
+    """Run a management command bounded by ``limit`` seconds (SIGTERM after it); measure it."""
+    out = open(logdir / f"{name}.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    PROCS.append(proc)
+    cpu = CpuMeter(cpu_pids)
+    cpu.start()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    try:
+        proc.wait(limit)
+        complete = True
+    except subprocess.TimeoutExpired:
+        complete = False  # bounded: stop it and measure the prefix it did
+        stop(proc)
+    wall = time.perf_counter() - t0
+    cpu_s, _ = cpu.stop()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s += (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+    if proc in PROCS:
+        PROCS.remove(proc)
+    out.seek(0)
+    lines = out.read().splitlines()
+    return {"wall_s": wall, "cpu_s": cpu_s, "complete": complete, "returncode": proc.returncode,
+            "output": lines[-3:]}  # fmt: skip
+
+
+def worker_stage(args, db, server, logdir, handled, report):
+    """The deferred backlog: N events stored 'received', drained by one openim_worker."""
+    log(f"worker: storing {args.replay_events:,} generated events as 'received'")
+    db.reset()
+    events = stored_world(args)
     copy_events(db, events, datetime.now(UTC) - timedelta(days=1))
     db.run(f"VACUUM ANALYZE {EVENT_TABLE}")
     size = table_size(db)
-    log(f"replay: {size['total'] / 2**20:.1f} MiB on disk; running openim_replay --all")
-    env = server.env("inline")
-    cpu = CpuMeter(db.backend_pids)
-    cpu.start()
-    t0 = time.perf_counter()
-    out = open(logdir / "replay.log", "w+")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [PY, "manage.py", "openim_replay", "--all", "--skip-checks"],
-        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    log(f"worker: {size['total'] / 2**20:.1f} MiB on disk; running openim_worker --once")
+    result = timed(
+        [PY, "manage.py", "openim_worker", "--once", "--skip-checks"],
+        server.env("deferred"), logdir, "worker", args.replay_time_limit, db.backend_pids,
     )  # fmt: skip
-    PROCS.append(proc)
-    try:
-        proc.wait(args.replay_time_limit)
-        complete = True
-    except subprocess.TimeoutExpired:
-        complete = False  # bounded: stop it and measure the prefix it replayed
-        stop(proc)
-    if proc in PROCS:
-        PROCS.remove(proc)
-    wall = time.perf_counter() - t0
-    db_cpu, _ = cpu.stop()
-    out.seek(0)
-    output = [line for line in out.read().splitlines() if line.startswith("Replayed")]
     done, last = db.one(
         f"SELECT count(*), coalesce(max(id), 0) FROM {EVENT_TABLE} WHERE status <> 'received'"
     )
-    replayed = events[:done]
-    expected = expected_mirror([(e.command, e.op) for e in replayed], handled)
-    result = {
-        "events": len(events),
-        "replayed": done,
-        "complete": complete,
-        "wall_s": wall,
-        "events_per_s": done / wall,
-        "db_cpu": db_cpu / wall,
-        "output": output[-1] if output else f"stopped after {args.replay_time_limit:.0f}s",
-        "returncode": proc.returncode,
-        "size_before": size,
-        "size_after": table_size(db),
-    }
+    result |= {"events": len(events), "applied": done, "events_per_s": done / result["wall_s"],
+               "cpu_ms_per_event": 1000 * result["cpu_s"] / max(done, 1), "size": size}  # fmt: skip
+    result["problems"] = check_prefix(db, events[:done], handled, last)
+    report["worker"] = result
+    log(stage_line("worker", result, "applied"))
+
+
+def rebuild_stage(args, db, server, logdir, handled, report):
+    """``openim_replay --rebuild`` over the stored events (PostgreSQL): empty mirror, replay all."""
+    (count,) = db.one(f"SELECT count(*) FROM {EVENT_TABLE}")
+    events = stored_world(args)
+    if count != len(events):
+        db.reset()
+        copy_events(db, events, datetime.now(UTC) - timedelta(days=1), status="processed")
+        db.run(f"VACUUM ANALYZE {EVENT_TABLE}")
+    log(f"rebuild: openim_replay --rebuild over {len(events):,} stored events (PostgreSQL)")
+    result = timed(
+        [PY, "manage.py", "openim_replay", "--rebuild", "--no-input", "--skip-checks"],
+        server.env("inline"), logdir, "rebuild", args.replay_time_limit, db.backend_pids,
+    )  # fmt: skip
+    result |= rebuild_result(result, events)
+    result["problems"] = rebuild_problems(db, result, events, handled)
+    result["size_after"] = table_size(db)
+    report["rebuild"] = result
+    log(stage_line("rebuild", result, "applied"))
+
+
+def rebuild_result(result, events):
+    done = len(events) if result["complete"] else 0
+    return {"events": len(events), "applied": done, "events_per_s": len(events) / result["wall_s"],
+            "cpu_ms_per_event": 1000 * result["cpu_s"] / len(events)}  # fmt: skip
+
+
+def rebuild_problems(db, result, events, handled):
+    if not result["complete"]:
+        return [f"stopped after {result['wall_s']:.0f}s; see the log"]
     sent = {}
-    for e in replayed:
+    for e in events:
         sent[e.command] = sent.get(e.command, 0) + 1
-    result["problems"] = verify(
-        db,
-        {"sent_by_command": sent, "ok_by_command": sent, "expected": expected},
-        handled,
-        only_done=True,
+    expected = expected_mirror([(e.command, e.op) for e in events], handled)
+    problems = verify(db, {"sent_by_command": sent, "ok_by_command": sent, "expected": expected},
+                      handled, only_done=True)  # fmt: skip
+    if result["returncode"]:
+        problems.append(f"exited {result['returncode']}")
+    return problems
+
+
+class SqliteDb:
+    """``Database``'s read methods over a SQLite file (for the checks)."""
+
+    def __init__(self, path):
+        import sqlite3
+
+        self.conn = sqlite3.connect(path)
+
+    def all(self, sql, params=None):
+        return self.conn.execute(sql.replace("%s", "?"), params or ()).fetchall()
+
+    def one(self, sql, params=None):
+        return self.all(sql, params)[0]
+
+
+def sqlite_rebuild_stage(args, db, server, logdir, handled, report):
+    """``openim_replay --rebuild`` of the same events on SQLite (the embedded default)."""
+    import tempfile
+
+    from openim_sync.subjects import subjects
+
+    events = stored_world(args)
+    path = Path(tempfile.mkdtemp(prefix="openim-bench-")) / "bench.sqlite3"
+    env = {k: v for k, v in server.env("inline").items() if k != "DATABASE_URL"}
+    env["SQLITE_PATH"] = str(path)
+    subprocess.run([PY, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True)
+    lite = SqliteDb(path)
+    start_at = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=1)
+    rows = []
+    for n, e in enumerate(events):
+        _path, _, query = e.path.partition("?")
+        payload = json.loads(e.body)
+        rows.append((
+            "openim", e.command, e.command, "processed", "", "", e.body, json.dumps(payload),
+            json.dumps({"Operationid": e.operation_id}), json.dumps({"key": query[4:]} if query else {}),
+            e.operation_id, "127.0.0.1", str(start_at + timedelta(milliseconds=n)), 1, *subjects(payload),
+        ))  # fmt: skip
+    lite.conn.executemany(
+        f"INSERT INTO {EVENT_TABLE} (protocol, command, url_command, status, reason, traceback, "
+        "body, payload, headers, query, operation_id, remote_addr, received_at, attempts, "
+        "subject_user_id, subject_group_id, subject_peer_id) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
     )
-    if last != done:
-        result["problems"].append(f"replayed events are not the prefix 1..{done} (max id {last})")
-    if complete and proc.returncode:
-        result["problems"].append(f"openim_replay exited {proc.returncode}; see replay.log")
-    report["replay"] = result
-    log(
-        f"replay: {done:,} of {len(events):,} events in {wall:.1f}s = "
-        f"{result['events_per_s']:.0f} events/s "
-        f"({result['output']}) {'PASS' if not result['problems'] else 'FAIL ' + str(result['problems'])[:300]}"
+    lite.conn.commit()
+    log(f"rebuild: openim_replay --rebuild over {len(events):,} stored events (SQLite)")
+    result = timed(
+        [PY, "manage.py", "openim_replay", "--rebuild", "--no-input", "--skip-checks"],
+        env, logdir, "rebuild-sqlite", args.replay_time_limit, list,
+    )  # fmt: skip
+    result |= rebuild_result(result, events)
+    result["problems"] = rebuild_problems(lite, result, events, handled)
+    report["rebuild_sqlite"] = result
+    log(stage_line("rebuild (SQLite)", result, "applied"))
+    path.unlink()
+
+
+def check_prefix(db, done_events, handled, last):
+    sent = {}
+    for e in done_events:
+        sent[e.command] = sent.get(e.command, 0) + 1
+    expected = expected_mirror([(e.command, e.op) for e in done_events], handled)
+    problems = verify(db, {"sent_by_command": sent, "ok_by_command": sent, "expected": expected},
+                      handled, only_done=True)  # fmt: skip
+    if last != len(done_events):
+        problems.append(f"applied events are not the prefix 1..{len(done_events)} (max id {last})")
+    return problems
+
+
+def stage_line(name, r, key):
+    verdict = "PASS" if not r["problems"] else "FAIL " + "; ".join(r["problems"])[:300]
+    return (
+        f"{name}: {r[key]:,} of {r['events']:,} events in {r['wall_s']:.1f}s = "
+        f"{r['events_per_s']:.0f} events/s, {r['cpu_ms_per_event']:.2f} CPU-ms/event "
+        f"(command and database) {verdict}"
     )
 
 
@@ -655,10 +765,12 @@ def table_size(db):
 
 FILLER_SQL = f"""
 INSERT INTO {EVENT_TABLE} (protocol, command, url_command, status, reason, traceback, body,
-    payload, headers, query, operation_id, remote_addr, received_at, processed_at, attempts)
+    payload, headers, query, operation_id, remote_addr, received_at, processed_at, attempts,
+    subject_user_id, subject_group_id, subject_peer_id)
 SELECT 'openim', 'benchFiller', 'benchFiller', 'processed', '', '', %(body)s,
     %(payload)s::jsonb, %(headers)s::jsonb, '{{}}'::jsonb, md5(n::text),
-    '127.0.0.1', now() - interval '1 second' * n, now() - interval '1 second' * n, 1
+    '127.0.0.1', now() - interval '1 second' * n, now() - interval '1 second' * n, 1,
+    'filler' || (n % 5000), '', ''
 FROM generate_series(1, %(count)s) AS n
 """
 
@@ -817,20 +929,30 @@ def render(report):
                     f"rate {d['worker_rate']:.0f} events/s"
                 )
         out.append("")
-    if report.get("replay"):
-        r = report["replay"]
-        b, a = r["size_before"], r["size_after"]
-        out += [
-            f"Replay (`openim_replay --all` over {r['events']:,} stored events): "
-            f"{r['replayed']:,} replayed in {r['wall_s']:.1f}s = **{r['events_per_s']:.0f} "
-            f"events/s** ({r['output']}); "
-            f"{'PASS' if not r['problems'] else 'FAIL ' + '; '.join(r['problems'])}",
-            f"Size on disk of {b['rows']:,} events: {b['total'] / 2**20:.1f} MiB total "
-            f"({b['heap'] / 2**20:.1f} heap, {b['indexes'] / 2**20:.1f} indexes, rest TOAST) = "
-            f"{b['total'] / b['rows']:.0f} bytes/event; after replay (updated rows): "
-            f"{a['total'] / 2**20:.1f} MiB",
-            "",
-        ]
+    for key, title in (
+        (
+            "worker",
+            "Worker (`openim_worker --once`, one process, draining {n:,} 'received' events)",
+        ),
+        ("rebuild", "Rebuild (`openim_replay --rebuild` of {n:,} events, PostgreSQL)"),
+        ("rebuild_sqlite", "Rebuild (`openim_replay --rebuild` of {n:,} events, SQLite)"),
+    ):
+        r = report.get(key)
+        if not r:
+            continue
+        out.append(
+            f"{title.format(n=r['events'])}: {r['applied']:,} in {r['wall_s']:.1f}s = "
+            f"**{r['events_per_s']:.0f} events/s**, {r['cpu_ms_per_event']:.2f} CPU-ms/event; "
+            f"{'PASS' if not r['problems'] else 'FAIL ' + '; '.join(r['problems'])}"
+        )
+        if "size" in r:
+            b = r["size"]
+            out.append(
+                f"Size on disk of {b['rows']:,} events: {b['total'] / 2**20:.1f} MiB total "
+                f"({b['heap'] / 2**20:.1f} heap, {b['indexes'] / 2**20:.1f} indexes, rest "
+                f"TOAST) = {b['total'] / b['rows']:.0f} bytes/event"
+            )
+        out.append("")
     if report["scale"]:
         out += [
             "| events in table | req/s | p50 | p99 (ms) | server CPU-ms/delivery "
@@ -861,7 +983,7 @@ def machine():
 def main(argv=None):
     p = argparse.ArgumentParser(description="openim-sync benchmark (see bench/README.md)")
     p.add_argument("--quick", action="store_true", help="a smoke run of under 2 minutes")
-    p.add_argument("--stages", default="load,replay,scale")
+    p.add_argument("--stages", default="load,worker,rebuild,rebuild-sqlite,scale")
     p.add_argument("--modes", default="inline,deferred")
     p.add_argument("--concurrency", default="16,64")
     p.add_argument("--duration", type=float, default=15.0, help="seconds per measured run")
@@ -878,7 +1000,7 @@ def main(argv=None):
         "--replay-time-limit",
         type=float,
         default=150,
-        help="stop the replay after this many seconds and measure the prefix it replayed",
+        help="stop the worker or a rebuild after this many seconds (the worker's prefix is checked)",
     )
     p.add_argument("--scale-sizes", default="1000,10000,100000,1000000")
     p.add_argument("--scale-duration", type=float, default=8.0)
@@ -894,7 +1016,7 @@ def main(argv=None):
         "--worker-nice",
         type=int,
         default=0,
-        help="run db_worker under nice -n N: receiving first, the backlog drains in idle time",
+        help="run openim_worker under nice -n N: receiving first, the backlog drains in idle time",
     )
     p.add_argument("--out", default=str(BENCH / "results"))
     args = p.parse_args(argv)
@@ -920,7 +1042,7 @@ def main(argv=None):
         "machine": machine(),
         "server": f"gunicorn {args.workers} x {args.worker_class} ({args.threads} threads), "
         f"CONN_MAX_AGE={args.conn_max_age}, DEBUG off, users={args.users}, groups={args.groups}"
-        + (f", db_worker under nice -n {args.worker_nice}" if args.worker_nice else ""),
+        + (f", openim_worker under nice -n {args.worker_nice}" if args.worker_nice else ""),
         "load": [],
         "scale": [],
     }
@@ -943,14 +1065,19 @@ def main(argv=None):
             load_stage(args, db, server, logdir, handled, report)
         if "profile" in stages:
             profile_stage(args, db, server, logdir, handled, report)
-        if "replay" in stages:
-            replay_stage(args, db, server, logdir, handled, report)
+        if "worker" in stages:
+            worker_stage(args, db, server, logdir, handled, report)
+        if "rebuild" in stages:
+            rebuild_stage(args, db, server, logdir, handled, report)
+        if "rebuild-sqlite" in stages:
+            sqlite_rebuild_stage(args, db, server, logdir, handled, report)
         if "scale" in stages:
             scale_stage(args, db, server, logdir, handled, report)
     finally:
         cleanup()
     problems = [p for s in report["load"] for p in s["ours"]["problems"] + s["floor"]["problems"]]
-    problems += report.get("replay", {}).get("problems", [])
+    for key in ("worker", "rebuild", "rebuild_sqlite"):
+        problems += report.get(key, {}).get("problems", [])
     problems += [p for s in report["scale"] for p in s["problems"]]
     report["verdict"] = "PASS" if not problems else f"FAIL ({len(problems)} problem(s))"
     (logdir / "report.json").write_text(json.dumps(report, indent=1, default=str))

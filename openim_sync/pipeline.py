@@ -1,11 +1,13 @@
 """One path for every delivery, live or stored.
 
 ``receive(delivery)`` (the views) decides everything it can in memory first: the command, the
-registry entry, "ignored", the payload's validation and the handler's changes. Then:
+registry entry and "ignored"; inline, also the payload's validation and the handler's changes.
+Then:
 
-* inline: one transaction INSERTs the event as ``processed`` and writes its changes; if writing
-  fails, the transaction rolls back and the event is INSERTed ``failed`` with its traceback;
-* deferred: one INSERT of the event as ``received``; ``openim_worker`` applies it later;
+* inline: one transaction INSERTs the event as ``processed`` (the same statement takes the row
+  locks) and writes its changes; if writing fails, the transaction rolls back and the event is
+  INSERTed ``failed`` with its traceback;
+* deferred: one INSERT of the event as ``received``; ``openim_worker`` validates and applies it;
 * rejected, ignored, or a handler that raised: one INSERT with the final status.
 
 ``process_events(events)`` applies stored events (the worker, replays, the admin action) in one
@@ -17,13 +19,13 @@ import logging
 import traceback
 from dataclasses import dataclass, field
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import as_serializer_error
 
-from openim_sync import signals, writer
+from openim_sync import signals, sql, writer
 from openim_sync.callbacks import registry
 from openim_sync.changes import Stamp
 from openim_sync.conf import app_settings
@@ -94,25 +96,29 @@ def _receive(delivery):
         return _store_final(
             Outcome(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
         )
-    prepared = _prepare(event, url_command=delivery.url_command)
-    if isinstance(prepared, Outcome):
-        return _store_final(prepared)
+    spec = _classify(event, url_command=delivery.url_command)
+    if isinstance(spec, Outcome):
+        return _store_final(spec)
     if app_settings.PROCESSING == "deferred":
+        # One INSERT and nothing else: the worker validates and applies.
         event.attempts = 0
-        event.save(force_insert=True)
+        sql.insert_event(event)
         _on_commit(signals.event_received, event=event)
         return Outcome(event, EventStatus.RECEIVED, "Queued for processing.")
+    prepared = _changes(event, spec)
+    if isinstance(prepared, Outcome):
+        return _store_final(prepared)
     return _apply_inline(event, prepared)
 
 
 def _apply_inline(event, prepared):
     _mark(event, EventStatus.PROCESSED, "")
-    unit = None
+    unit = writer.Unit(prepared.changes, None, removed_at=event.received_at)
     try:
         with transaction.atomic():
-            event.save(force_insert=True)
-            unit = _unit(event, prepared)
-            state = writer.apply_units([unit])
+            sql.insert_event(event, writer.lock_ids([unit]))
+            unit.stamp, unit.event_id = Stamp(prepared.version, event.pk), event.pk
+            state = writer.apply_units([unit], locked=True)
             if unit.error is not None:
                 raise unit.error
             changed = _changed(state, unit)
@@ -121,7 +127,7 @@ def _apply_inline(event, prepared):
     except DATABASE_DOWN:
         raise
     except Exception as exc:
-        tb = unit.traceback if unit is not None and unit.traceback else traceback.format_exc()
+        tb = unit.traceback or traceback.format_exc()
         event.pk = event.id = None
         event._state.adding = True
         return _store_final(_failure(event, exc, tb))
@@ -133,7 +139,7 @@ def _store_final(outcome):
     event = outcome.event
     _mark(event, outcome.status, outcome.reason)
     event.traceback = storable(outcome.traceback)
-    event.save(force_insert=True)
+    sql.insert_event(event)
     _on_commit(signals.event_received, event=event)
     _on_commit(signals.event_processed, event=event, changed=[])
     return outcome
@@ -145,10 +151,20 @@ def _store_final(outcome):
 def _prepare(event, payload=None, url_command=None):
     """Resolve, look up, validate and run the handler: a :class:`Prepared`, or the final
     :class:`Outcome` (rejected, ignored, failed) when there is nothing to write."""
+    spec = _classify(event, payload, url_command)
+    if isinstance(spec, Outcome):
+        return spec
+    return _changes(event, spec)
+
+
+def _classify(event, payload=None, url_command=None):
+    """The command's registry entry, or the final outcome (rejected, ignored) without one."""
     adapter = adapter_for(event.protocol)
     try:
         if payload is None:
             payload = decode_body(bytes(event.body or b""))
+            if connection.vendor == "postgresql":
+                event.payload_text = bytes(event.body).decode("utf-8")  # jsonb normalizes it
         command = adapter.resolve_command(
             event.url_command if url_command is None else url_command, payload
         )
@@ -163,8 +179,13 @@ def _prepare(event, payload=None, url_command=None):
         return Outcome(event, EventStatus.IGNORED, reason)
     if spec.ignored:
         return Outcome(event, EventStatus.IGNORED, spec.ignored_reason)
+    return spec
+
+
+def _changes(event, spec):
+    """Validate the payload and run the handler."""
     try:
-        data = registry.validate(spec, payload)
+        data = registry.validate(spec, event.payload)
     except ValidationError as exc:
         return Outcome(event, EventStatus.REJECTED, describe_errors(as_serializer_error(exc)))
     except Exception as exc:
@@ -172,7 +193,7 @@ def _prepare(event, payload=None, url_command=None):
     version = data.get(spec.version_field) if spec.version_field else None
     if version is None:
         version = event.received_ms
-    context = registry.Context(event=event, version=version, command=command)
+    context = registry.Context(event=event, version=version, command=event.command)
     try:
         changes = list(spec.handler(data, context))
     except Exception as exc:

@@ -26,7 +26,7 @@ class Table:
         self.name = meta.db_table
         self.fields = [f for f in meta.concrete_fields if not f.primary_key]
         self.columns = [f.attname for f in self.fields]
-        self.key = tuple(model.natural_key_fields)
+        self.key = tuple(getattr(model, "natural_key_fields", ()))
         self.json_columns = {f.attname for f in self.fields if isinstance(f, models.JSONField)}
         self.datetime_columns = {
             f.attname for f in self.fields if isinstance(f, models.DateTimeField)
@@ -73,22 +73,26 @@ def _chunks(items, per_item):
         yield items[start : start + size]
 
 
+@cache
+def _select_sql(model, vendor, count):
+    t = table(model)
+    columns = ", ".join(quote(c) for c in t.columns)
+    if len(t.key) == 1:
+        where = f"{quote(t.key[0])} IN ({', '.join(['%s'] * count)})"
+    else:
+        one = "(" + ", ".join(["%s"] * len(t.key)) + ")"
+        key_columns = ", ".join(quote(c) for c in t.key)
+        where = f"({key_columns}) IN (VALUES {', '.join([one] * count)})"
+    return f"SELECT {columns} FROM {quote(t.name)} WHERE {where}"
+
+
 def select_rows(model, keys):
     """``{key tuple: row}`` for the rows with these natural keys (missing keys are absent)."""
     t = table(model)
     found = {}
-    keys = list(keys)
-    columns = ", ".join(quote(c) for c in t.columns)
-    key_columns = ", ".join(quote(c) for c in t.key)
-    for chunk in _chunks(keys, len(t.key)):
-        if len(t.key) == 1:
-            where = f"{quote(t.key[0])} IN ({', '.join(['%s'] * len(chunk))})"
-            params = [key[0] for key in chunk]
-        else:
-            one = "(" + ", ".join(["%s"] * len(t.key)) + ")"
-            where = f"({key_columns}) IN (VALUES {', '.join([one] * len(chunk))})"
-            params = [value for key in chunk for value in key]
-        found.update(_fetch(t, f"SELECT {columns} FROM {quote(t.name)} WHERE {where}", params))
+    for chunk in _chunks(list(keys), len(t.key)):
+        params = [value for key in chunk for value in key]
+        found.update(_fetch(t, _select_sql(model, connection.vendor, len(chunk)), params))
     return found
 
 
@@ -97,8 +101,7 @@ def select_where(model, column, values, extra=""):
     t = table(model)
     found = {}
     columns = ", ".join(quote(c) for c in t.columns)
-    values = list(values)
-    for chunk in _chunks(values, 1):
+    for chunk in _chunks(list(values), 1):
         where = f"{quote(column)} IN ({', '.join(['%s'] * len(chunk))})" + extra
         found.update(_fetch(t, f"SELECT {columns} FROM {quote(t.name)} WHERE {where}", chunk))
     return found
@@ -137,10 +140,6 @@ def upsert(model, rows):
         return
     t = table(model)
     ops = connection.ops
-    columns = ", ".join(quote(c) for c in t.columns)
-    conflict = ", ".join(quote(c) for c in t.key)
-    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in t.update_columns)
-    one = "(" + ", ".join(["%s"] * len(t.columns)) + ")"
     for chunk in _chunks(rows, len(t.columns)):
         params = []
         for row in chunk:
@@ -151,12 +150,70 @@ def upsert(model, rows):
                 elif column in t.datetime_columns and value is not None:
                     value = ops.adapt_datetimefield_value(value)
                 params.append(value)
-        sql = (
-            f"INSERT INTO {quote(t.name)} ({columns}) VALUES {', '.join([one] * len(chunk))} "
-            f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
-        )
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_upsert_sql(model, connection.vendor, len(chunk)), params)
+
+
+@cache
+def _upsert_sql(model, vendor, count):
+    t = table(model)
+    columns = ", ".join(quote(c) for c in t.columns)
+    conflict = ", ".join(quote(c) for c in t.key)
+    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in t.update_columns)
+    one = "(" + ", ".join(["%s"] * len(t.columns)) + ")"
+    return (
+        f"INSERT INTO {quote(t.name)} ({columns}) VALUES {', '.join([one] * count)} "
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+    )
+
+
+LOCKS_SQL = "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) AS k"
+
+
+def insert_event(event, lock_ids=()):
+    """INSERT ``event`` in one statement and set its id; on PostgreSQL the same statement takes
+    the advisory locks ``lock_ids`` (see :func:`lock_keys`). ``event.payload_text``, when set,
+    is stored as the payload as it is (the body's JSON text) instead of re-encoding the dict."""
+    model = type(event)
+    t = table(model)
+    ops = connection.ops
+    params = []
+    for f in t.fields:
+        value = getattr(event, f.attname)
+        if f.attname in t.json_columns:
+            text = getattr(event, "payload_text", None) if f.attname == "payload" else None
+            value = text if text is not None else (None if value is None else json.dumps(value))
+        elif f.attname in t.datetime_columns and value is not None:
+            value = ops.adapt_datetimefield_value(value)
+        elif isinstance(value, memoryview):
+            value = bytes(value)
+        params.append(value)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and lock_ids:
+            cursor.execute(
+                _insert_sql(model, connection.vendor, True),
+                [*params, ADVISORY_LOCK_CLASS, sorted(lock_ids)],
+            )
+        else:
+            cursor.execute(_insert_sql(model, connection.vendor, False), params)
+        event.pk = cursor.fetchone()[0]
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
+
+
+@cache
+def _insert_sql(model, vendor, with_locks):
+    t = table(model)
+    casts = {c: "::jsonb" if vendor == "postgresql" else "" for c in t.json_columns}
+    values = ", ".join(f"%s{casts.get(c, '')}" for c in t.columns)
+    insert = (
+        f"INSERT INTO {quote(t.name)} ({', '.join(quote(c) for c in t.columns)}) "
+        f"VALUES ({values}) RETURNING {quote(model._meta.pk.column)}"
+    )
+    if not with_locks:
+        return insert
+    return f"WITH e AS ({insert}) SELECT e.id, ({LOCKS_SQL}) FROM e"
 
 
 def lock_keys(lock_ids):
@@ -164,7 +221,4 @@ def lock_keys(lock_ids):
     if connection.vendor != "postgresql" or not lock_ids:
         return
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) AS k",
-            [ADVISORY_LOCK_CLASS, sorted(lock_ids)],
-        )
+        cursor.execute(LOCKS_SQL, [ADVISORY_LOCK_CLASS, sorted(lock_ids)])

@@ -81,17 +81,47 @@ def apply(changes, *, version, event=None, run=None):
     return state.instances(unit)
 
 
-def apply_units(units):
-    """Apply ``units`` in order; failed units keep their ``error`` and change nothing."""
+def apply_units(units, *, locked=False):
+    """Apply ``units`` in order; failed units keep their ``error`` and change nothing.
+
+    ``locked``: the caller already took :func:`lock_ids` (e.g. in the event's INSERT).
+    """
     state = State()
     for unit in units:
-        _plan(unit)
-    state.load(units)
+        if not unit._plan and unit.error is None:
+            _plan(unit)
+    state.load(units, locked=locked)
     for unit in units:
         if unit.error is None:
             state.run(unit)
     state.save()
     return state
+
+
+def lock_ids(units):
+    """The advisory lock ids that applying ``units`` takes (PostgreSQL), planning them first."""
+    for unit in units:
+        if not unit._plan and unit.error is None:
+            _plan(unit)
+    wanted, _ = _wanted(units)
+    return {lock_id((m, k)) for m, keys in wanted.items() for k in keys}
+
+
+def _wanted(units):
+    """Every row key ``units`` touch, per model, and the parents they remove."""
+    wanted, removed_parents = {}, {}
+    for unit in units:
+        if unit.error is not None:
+            continue
+        for ident, change in unit._plan:
+            wanted.setdefault(ident[0], set()).add(ident[1])
+            for value in change.values.values():
+                if isinstance(value, Previous):
+                    model = value.model
+                    wanted.setdefault(model, set()).add(_key_tuple(model, value.key))
+            if change.present is False and children_of(ident[0]):
+                removed_parents.setdefault(ident[0], set()).add(ident[1])
+    return wanted, removed_parents
 
 
 def _plan(unit):
@@ -188,20 +218,9 @@ class State:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def load(self, units):
-        wanted, removed_parents = {}, {}
-        for unit in units:
-            if unit.error is not None:
-                continue
-            for ident, change in unit._plan:
-                wanted.setdefault(ident[0], set()).add(ident[1])
-                for value in change.values.values():
-                    if isinstance(value, Previous):
-                        model = value.model
-                        wanted.setdefault(model, set()).add(_key_tuple(model, value.key))
-                if change.present is False and children_of(ident[0]):
-                    removed_parents.setdefault(ident[0], set()).add(ident[1])
-        if connection.vendor == "postgresql":
+    def load(self, units, *, locked=False):
+        wanted, removed_parents = _wanted(units)
+        if connection.vendor == "postgresql" and not locked:
             sql.lock_keys({lock_id((m, k)) for m, keys in wanted.items() for k in keys})
         for model in MODEL_ORDER:
             keys = wanted.get(model)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from openim_sync.conf import app_settings
@@ -70,17 +71,27 @@ def test_deferred_stores_answers_and_a_worker_applies(transactional_db, client, 
     assert "1 event(s) applied (0 failed)" in out.getvalue()
 
 
-def test_bad_payload_is_rejected_at_receipt_not_queued(transactional_db, client, deferred):
+def test_receipt_is_one_insert_and_the_worker_validates(transactional_db, client, deferred):
+    body = go_json({"callbackCommand": COMMAND, "userID": ["not", "a", "string"]})
+    with CaptureQueriesContext(connection) as queries:
+        response = client.generic(
+            "POST", f"/openim/callback/{COMMAND}", body, content_type=OPENIM_CONTENT_TYPE
+        )
+    assert response.status_code == 200
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+    event = CallbackEvent.objects.get()
+    assert (event.status, event.attempts) == (EventStatus.RECEIVED, 0)
+
+    call_command("openim_worker", "--once", stdout=io.StringIO())
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == (EventStatus.REJECTED, 1)
+    assert event.reason.startswith("userID: ")
+    # Malformed JSON or an unknown command needs no worker: final at once.
     response = client.generic(
-        "POST",
-        f"/openim/callback/{COMMAND}",
-        go_json({"callbackCommand": COMMAND, "userID": ["not", "a", "string"]}),
-        content_type=OPENIM_CONTENT_TYPE,
+        "POST", f"/openim/callback/{COMMAND}", b"{", content_type=OPENIM_CONTENT_TYPE
     )
     assert response.status_code == 400
-    assert "userID" in response.json()["errMsg"]
-    event = CallbackEvent.objects.get()
-    assert (event.status, event.attempts) == (EventStatus.REJECTED, 1)
+    assert CallbackEvent.objects.latest("pk").status == EventStatus.REJECTED
 
 
 def worker_process(*args):
