@@ -4,7 +4,7 @@
 ``callback/<secret>/<command>``, ``?command=``); ``tencent`` takes Tencent Cloud Chat.
 """
 
-from django.urls import re_path
+from django.urls import include, path, re_path
 
 from .views import OpenIMCallbackView, TencentCallbackView
 
@@ -13,4 +13,5 @@ app_name = "openim_sync"
 urlpatterns = [
     re_path(r"^callback(?P<path>/.*)?$", OpenIMCallbackView.as_view(), name="openim-callback"),
     re_path(r"^tencent/?$", TencentCallbackView.as_view(), name="tencent-callback"),
+    path("api/", include("openim_sync.api.urls")),
 ]
