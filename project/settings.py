@@ -98,16 +98,28 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 
-def _env_list(name):
-    return [item for item in os.environ.get(name, "").split(",") if item]
+def _env_list(name, default=()):
+    """A comma-separated environment variable as a list; ``default`` when it is not set at all
+    (set it empty for an empty list)."""
+    if name not in os.environ:
+        return list(default)
+    return [item for item in os.environ[name].split(",") if item]
 
+
+# The example project's Tencent Cloud Chat callback token: callback authentication is on, as it
+# should be in production, so `check` has nothing to warn about (openim_sync.W002). The README's
+# Tencent curl signs with it; OPENIM_SYNC_TENCENT_TOKENS="" turns authentication off.
+DEVELOPMENT_TENCENT_TOKEN = "example-project-tencent-token"
 
 OPENIM_SYNC = {
     "OPENIM_SECRETS": _env_list("OPENIM_SYNC_SECRETS"),
     "TENCENT_SDKAPPID": int(os.environ.get("OPENIM_SYNC_TENCENT_SDKAPPID", "1400123456")),
-    "TENCENT_TOKENS": _env_list("OPENIM_SYNC_TENCENT_TOKENS"),
+    "TENCENT_TOKENS": _env_list("OPENIM_SYNC_TENCENT_TOKENS", [DEVELOPMENT_TENCENT_TOKEN]),
     "PROCESSING": os.environ.get("OPENIM_SYNC_PROCESSING", "inline"),
 }
+
+# `python manage.py test` runs the same pytest suite as `make test` (project/test_runner.py).
+TEST_RUNNER = "project.test_runner.PytestRunner"
 
 LOGGING = {
     "version": 1,

@@ -7,12 +7,13 @@ still received), so they stay visible and replayable.
 
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from openim_sync.conf import app_settings
+from openim_sync.management.base import AppCommand
 from openim_sync.models import (
     BlockedUser,
     CallbackEvent,
@@ -38,7 +39,7 @@ def referenced():
     return condition
 
 
-class Command(BaseCommand):
+class Command(AppCommand):
     help = (
         "Delete callback events older than OPENIM_SYNC['EVENT_RETENTION_DAYS'] in batches. "
         "Keeps events that are the last writer of a mirror row and, unless --include-failed, "
@@ -54,7 +55,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Also delete old failed, rejected and never-processed (received) events.",
         )
-        parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=BATCH_SIZE,
+            help=f"Events deleted per transaction (default: {BATCH_SIZE}).",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Count; delete nothing.")
 
     def handle(self, *args, days, include_failed, batch_size, dry_run, **options):

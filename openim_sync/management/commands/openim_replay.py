@@ -7,12 +7,13 @@ nothing, so replaying everything twice leaves the mirror as it was.
 import time
 from datetime import datetime
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from openim_sync import replay
 from openim_sync.exceptions import DatabaseUnavailable
+from openim_sync.management.base import AppCommand
 from openim_sync.models import CallbackEvent, EventStatus, Protocol
 
 
@@ -32,7 +33,7 @@ def when(value):
 when.__name__ = "ISO date/time"
 
 
-class Command(BaseCommand):
+class Command(AppCommand):
     help = (
         "Replay stored callback events through the pipeline. By default: failed events and "
         "events still 'received' after --stale-minutes (left behind by a crash or an outage); "

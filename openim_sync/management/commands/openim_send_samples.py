@@ -13,9 +13,10 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 import openim_sync
+from openim_sync.management.base import AppCommand
 
 SAMPLES = Path(openim_sync.__file__).parent / "samples"
 DEFAULT_SDKAPPID = 1400123456
@@ -153,7 +154,7 @@ def tencent_request(url, command, body, sdkappid, token=None):
     )
 
 
-class Command(BaseCommand):
+class Command(AppCommand):
     help = (
         "POST the package's sample callbacks to URL as the real server does (URL shape, headers, "
         "compact JSON, Tencent Sign). URL is the callback URL as configured in the IM server, "
@@ -174,7 +175,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--secret", help="OpenIM: a secret path segment added to the URL.")
         parser.add_argument("--token", help="Tencent: callback token; adds Sign and RequestTime.")
-        parser.add_argument("--sdkappid", type=int, default=DEFAULT_SDKAPPID)
+        parser.add_argument(
+            "--sdkappid",
+            type=int,
+            default=DEFAULT_SDKAPPID,
+            help=f"Tencent: the SdkAppid query parameter (default: {DEFAULT_SDKAPPID}, the "
+            "example project's).",
+        )
         parser.add_argument("--timeout", type=float, default=15, help="Seconds per request.")
 
     def handle(self, *args, url, protocol, commands, secret, token, sdkappid, timeout, **options):

@@ -1,12 +1,13 @@
 """Apply deferred deliveries: claim ``received`` events in batches and apply them."""
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from openim_sync import worker
 from openim_sync.exceptions import DatabaseUnavailable
+from openim_sync.management.base import AppCommand
 
 
-class Command(BaseCommand):
+class Command(AppCommand):
     help = (
         "Apply the events that PROCESSING = 'deferred' stored as 'received', in batches, until "
         "stopped (SIGTERM or Ctrl-C finish the current batch first). Several workers may run at "
