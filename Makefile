@@ -1,8 +1,9 @@
-# Run `make run` for the example receiver on SQLite, `make test` for the whole test suite.
+# Run `make run` for the example receiver on SQLite, `make test` for the whole test suite,
+# `make docs` for the documentation site (site/).
 PY := .venv/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint bench install
+.PHONY: run test lint bench install docs
 
 install:
 	@scripts/bootstrap
@@ -21,3 +22,6 @@ lint: install
 
 bench: install
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+docs: install
+	.venv/bin/mkdocs build --strict
