@@ -20,7 +20,6 @@ import traceback
 from dataclasses import dataclass, field
 
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 from rest_framework.serializers import as_serializer_error
@@ -170,8 +169,10 @@ def _classify(event, payload=None, url_command=None):
         )
     except BadDelivery as exc:
         return Outcome(event, EventStatus.REJECTED, exc.message, http_status=exc.status)
+    reparsed = payload is not event.payload
     event.payload, event.command = payload, _command_column(command)
-    event.subject_user_id, event.subject_group_id, event.subject_peer_id = subjects(payload)
+    if reparsed or not (event.subject_user_id or event.subject_group_id or event.subject_peer_id):
+        event.subject_user_id, event.subject_group_id, event.subject_peer_id = subjects(payload)
 
     spec = registry.lookup(event.protocol, command)
     if spec is None:
@@ -226,6 +227,7 @@ def process_events(events):
     """Apply stored ``events`` (in the order given, id order for replays) in one transaction."""
     try:
         with transaction.atomic():
+            sql.commit_without_flush()
             return _process_events(events)
     except DATABASE_DOWN as exc:
         first = events[0].pk if events else None
@@ -302,15 +304,11 @@ def _record(outcomes):
         key = (event.status, event.reason, event.traceback)
         groups.setdefault(key, []).append(event.pk)
     for (status, reason, tb), ids in groups.items():
-        CallbackEvent.objects.filter(pk__in=ids).update(
-            status=status,
-            reason=reason,
-            traceback=tb,
-            processed_at=now,
-            attempts=F("attempts") + 1,
-        )
-    for outcome in outcomes:
-        _on_commit(signals.event_processed, event=outcome.event, changed=outcome.changed)
+        values = {"status": status, "reason": reason, "traceback": tb, "processed_at": now}
+        sql.update_ids(CallbackEvent, ids, values, increment=["attempts"])
+    if signals.event_processed.has_listeners(CallbackEvent):
+        for outcome in outcomes:
+            _on_commit(signals.event_processed, event=outcome.event, changed=outcome.changed)
 
 
 REPARSED_FIELDS = ("payload", "command", "subject_user_id", "subject_group_id", "subject_peer_id")

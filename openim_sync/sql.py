@@ -9,6 +9,7 @@ import json
 from datetime import UTC, datetime
 from functools import cache
 
+from django.conf import settings
 from django.db import connection, models
 
 #: Parameters per statement: SQLite allows 32,766, PostgreSQL 65,535.
@@ -39,6 +40,11 @@ class Table:
             if not isinstance(f, models.JSONField | models.DateTimeField)
         }
         self.update_columns = [c for c in self.columns if c not in self.key and c != "created_at"]
+
+    def array_types(self, columns):
+        """PostgreSQL: ``%s::type[]`` placeholders that carry each column's values as one array."""
+        by_column = {f.attname: f for f in self.fields}
+        return [f"%s::{by_column[c].db_type(connection)}[]" for c in columns]
 
     def prepared(self, column, value):
         """``value`` as the column stores it; a clear error for a value it cannot hold."""
@@ -75,13 +81,21 @@ def _chunks(items, per_item):
 
 @cache
 def _select_sql(model, vendor, count):
+    """The rows with ``count`` natural keys: on PostgreSQL one array parameter per key column
+    (``count`` is ignored), elsewhere one placeholder per value."""
     t = table(model)
     columns = ", ".join(quote(c) for c in t.columns)
-    if len(t.key) == 1:
-        where = f"{quote(t.key[0])} IN ({', '.join(['%s'] * count)})"
+    key_columns = ", ".join(quote(c) for c in t.key)
+    if vendor == "postgresql":
+        arrays = ", ".join(t.array_types(t.key))
+        if len(t.key) == 1:
+            where = f"{key_columns} = ANY({arrays})"
+        else:
+            where = f"({key_columns}) IN (SELECT * FROM unnest({arrays}))"
+    elif len(t.key) == 1:
+        where = f"{key_columns} IN ({', '.join(['%s'] * count)})"
     else:
         one = "(" + ", ".join(["%s"] * len(t.key)) + ")"
-        key_columns = ", ".join(quote(c) for c in t.key)
         where = f"({key_columns}) IN (VALUES {', '.join([one] * count)})"
     return f"SELECT {columns} FROM {quote(t.name)} WHERE {where}"
 
@@ -89,8 +103,14 @@ def _select_sql(model, vendor, count):
 def select_rows(model, keys):
     """``{key tuple: row}`` for the rows with these natural keys (missing keys are absent)."""
     t = table(model)
+    keys = list(keys)
+    if connection.vendor == "postgresql":
+        columns = (
+            [list(values) for values in zip(*keys, strict=True)] if keys else [[]] * len(t.key)
+        )
+        return _fetch(t, _select_sql(model, "postgresql", 0), columns)
     found = {}
-    for chunk in _chunks(list(keys), len(t.key)):
+    for chunk in _chunks(keys, len(t.key)):
         params = [value for key in chunk for value in key]
         found.update(_fetch(t, _select_sql(model, connection.vendor, len(chunk)), params))
     return found
@@ -101,9 +121,12 @@ def select_where(model, column, values, extra=""):
     t = table(model)
     found = {}
     columns = ", ".join(quote(c) for c in t.columns)
+    head = f"SELECT {columns} FROM {quote(t.name)} WHERE {quote(column)}"
+    if connection.vendor == "postgresql":
+        (array,) = t.array_types([column])
+        return _fetch(t, f"{head} = ANY({array}){extra}", [list(values)])
     for chunk in _chunks(list(values), 1):
-        where = f"{quote(column)} IN ({', '.join(['%s'] * len(chunk))})" + extra
-        found.update(_fetch(t, f"SELECT {columns} FROM {quote(t.name)} WHERE {where}", chunk))
+        found.update(_fetch(t, f"{head} IN ({', '.join(['%s'] * len(chunk))}){extra}", chunk))
     return found
 
 
@@ -112,16 +135,19 @@ def _fetch(t, sql, params):
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     found = {}
+    # psycopg returns bools, and aware datetimes under USE_TZ; SQLite returns text and integers.
+    converted = connection.vendor != "postgresql" or not settings.USE_TZ
     for values in rows:
         row = dict(zip(t.columns, values, strict=True))
         for column in t.json_columns:
             if isinstance(row[column], str):
                 row[column] = json.loads(row[column])
-        for column in t.datetime_columns:
-            row[column] = _datetime(row[column])
-        for column in t.bool_columns:
-            if row[column] is not None:
-                row[column] = bool(row[column])
+        if converted:
+            for column in t.datetime_columns:
+                row[column] = _datetime(row[column])
+            for column in t.bool_columns:
+                if row[column] is not None:
+                    row[column] = bool(row[column])
         found[tuple(row[c] for c in t.key)] = row
     return found
 
@@ -138,33 +164,76 @@ def upsert(model, rows):
     """Insert ``rows``, or update every non-key column of the rows that exist already."""
     if not rows:
         return
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_upsert_sql(model, "postgresql", 0), [_json_rows(rows)])
+        return
     t = table(model)
     ops = connection.ops
+    adapt = dict.fromkeys(t.json_columns, lambda v: ops.adapt_json_value(v, None))
+    adapt.update(
+        dict.fromkeys(
+            t.datetime_columns, lambda v: v if v is None else ops.adapt_datetimefield_value(v)
+        )
+    )
     for chunk in _chunks(rows, len(t.columns)):
-        params = []
-        for row in chunk:
-            for column in t.columns:
-                value = row[column]
-                if column in t.json_columns:
-                    value = ops.adapt_json_value(value, None)
-                elif column in t.datetime_columns and value is not None:
-                    value = ops.adapt_datetimefield_value(value)
-                params.append(value)
+        params = [adapt[c](row[c]) if c in adapt else row[c] for row in chunk for c in t.columns]
         with connection.cursor() as cursor:
             cursor.execute(_upsert_sql(model, connection.vendor, len(chunk)), params)
 
 
+def _json_rows(rows):
+    return json.dumps(rows, default=_json_default, separators=(",", ":"))
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 @cache
 def _upsert_sql(model, vendor, count):
+    """On PostgreSQL the rows come as one JSON parameter (``json_to_recordset``: one statement
+    and one C-encoded string whatever the batch size); elsewhere as VALUES."""
     t = table(model)
     columns = ", ".join(quote(c) for c in t.columns)
     conflict = ", ".join(quote(c) for c in t.key)
     updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in t.update_columns)
-    one = "(" + ", ".join(["%s"] * len(t.columns)) + ")"
+    if vendor == "postgresql":
+        record = ", ".join(f"{quote(f.attname)} {f.db_type(connection)}" for f in t.fields)
+        source = f"SELECT {columns} FROM json_to_recordset(%s::json) AS r({record})"
+    else:
+        one = "(" + ", ".join(["%s"] * len(t.columns)) + ")"
+        source = f"VALUES {', '.join([one] * count)}"
     return (
-        f"INSERT INTO {quote(t.name)} ({columns}) VALUES {', '.join([one] * count)} "
+        f"INSERT INTO {quote(t.name)} ({columns}) {source} "
         f"ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
     )
+
+
+def update_ids(model, ids, values, increment=()):
+    """``UPDATE`` the rows with primary keys ``ids``: set ``values`` (column: value) and add 1 to
+    each column in ``increment``. One statement on PostgreSQL (an array of ids)."""
+    if not ids:
+        return
+    t = table(model)
+    ops = connection.ops
+    assignments = [f"{quote(c)} = %s" for c in values]
+    assignments += [f"{quote(c)} = {quote(c)} + 1" for c in increment]
+    params = [
+        ops.adapt_datetimefield_value(v) if c in t.datetime_columns and v is not None else v
+        for c, v in values.items()
+    ]
+    head = (
+        f"UPDATE {quote(t.name)} SET {', '.join(assignments)} WHERE {quote(model._meta.pk.column)}"
+    )
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"{head} = ANY(%s::bigint[])", [*params, list(ids)])
+            return
+        for chunk in _chunks(list(ids), 1):
+            cursor.execute(f"{head} IN ({', '.join(['%s'] * len(chunk))})", [*params, *chunk])
 
 
 LOCKS_SQL = "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) AS k"
@@ -214,6 +283,19 @@ def _insert_sql(model, vendor, with_locks):
     if not with_locks:
         return insert
     return f"WITH e AS ({insert}) SELECT e.id, ({LOCKS_SQL}) FROM e"
+
+
+def commit_without_flush():
+    """PostgreSQL: let this transaction's COMMIT return before its WAL reaches the disk.
+
+    Only for work that the stored events can redo: if the server crashes right after such a
+    commit, the transaction is lost as a whole (never half-applied), its events are still
+    ``received`` or keep their previous outcome, and the worker or a replay applies them again.
+    Transaction-scoped (``SET LOCAL``), so it is safe behind a transaction pooler.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def lock_keys(lock_ids):

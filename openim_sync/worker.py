@@ -24,13 +24,14 @@ POLL_SECONDS = 0.2
 LOG_EVERY_SECONDS = 10.0
 
 
-def claim_and_process(batch_size=BATCH_SIZE):
-    """Apply one batch of the backlog; return its outcomes (empty: nothing was waiting)."""
+def claim_and_process(batch_size=BATCH_SIZE, after=0):
+    """Apply one batch of the backlog (events with ids above ``after``); return its outcomes
+    (empty: nothing was waiting)."""
     with transaction.atomic():
-        events = CallbackEvent.objects.filter(status=EventStatus.RECEIVED).order_by("pk")
+        events = CallbackEvent.objects.filter(status=EventStatus.RECEIVED, pk__gt=after)
         if connection.features.has_select_for_update_skip_locked:
             events = events.select_for_update(skip_locked=True)
-        batch = list(events.defer("body", "headers")[:batch_size])
+        batch = list(events.order_by("pk").defer("body", "headers")[:batch_size])
         if not batch:
             return []
         return pipeline.process_events(batch)
@@ -81,14 +82,25 @@ class Worker:
         return self.stats
 
     def _loop(self):
+        # While batches come back full, the next claim starts after the last id claimed: the
+        # index entries of events already applied (dead until VACUUM) are not walked again on
+        # every claim. A short batch means the backlog's end: start again from the first id,
+        # where events committed late with lower ids (or skipped while locked) wait.
         log_every = LOG_EVERY_SECONDS
+        after = 0
         while not self.stopping:
-            outcomes = claim_and_process(self.batch_size)
+            outcomes = claim_and_process(self.batch_size, after)
             if outcomes:
                 self.stats.add(outcomes)
             now = time.monotonic()
             if outcomes and now - self.stats.logged_at >= log_every:
                 self.log(self.stats.rate_line(now))
+            if len(outcomes) == self.batch_size:
+                after = outcomes[-1].event.pk
+                continue
+            if after:
+                after = 0
+                continue
             if not outcomes:
                 if self.once:
                     break

@@ -19,7 +19,7 @@ class CallbackEvent(models.Model):
     """One HTTP delivery from the IM server, stored before anything is applied."""
 
     protocol = models.CharField(max_length=16, choices=Protocol)
-    command = models.CharField(max_length=128, db_index=True)
+    command = models.CharField(max_length=128)
     # The ids the delivery is about, taken from the payload when it is received (search, filters).
     subject_user_id = models.CharField(
         "user", max_length=64, blank=True, help_text="The user the event is about (the actor)."
@@ -53,6 +53,8 @@ class CallbackEvent(models.Model):
         verbose_name = "callback event"
         indexes = [
             models.Index(fields=["status", "id"], name="openim_event_status_id"),
+            # A plain index: no second ``varchar_pattern_ops`` copy to maintain on every write.
+            models.Index(fields=["command"], name="openim_event_command"),
             models.Index(
                 fields=["subject_user_id", "id"],
                 name="openim_event_user",
