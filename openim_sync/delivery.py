@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from openim_sync.exceptions import PayloadTooLarge
+from openim_sync.exceptions import CallbackError
 from openim_sync.protocols.base import (
     client_ip,
     read_body,
@@ -28,8 +28,9 @@ class Delivery:
     remote_addr: str | None = None
     operation_id: str = ""
     received_at: object = None
-    #: Set when the body could not be read (too large): the delivery is stored rejected.
-    body_error: PayloadTooLarge | None = None
+    #: Set when the body could not be read (too large, no length, cut off): the delivery is
+    #: stored rejected.
+    body_error: CallbackError | None = None
 
     def __post_init__(self):
         if self.received_at is None:
@@ -40,7 +41,7 @@ class Delivery:
         body, body_error = b"", None
         try:
             body = read_body(request)
-        except PayloadTooLarge as exc:
+        except CallbackError as exc:
             body_error = exc
         return cls(
             protocol=protocol,

@@ -1,7 +1,7 @@
 """Errors raised while receiving a callback; each knows its HTTP status.
 
-Only :class:`BadDelivery` and :class:`PayloadTooLarge` happen after authentication, so only they
-leave a stored (``rejected``) event behind.
+Only :class:`BadDelivery`, :class:`PayloadTooLarge` and :class:`LengthRequired` happen after
+authentication, so only they leave a stored (``rejected``) event behind.
 """
 
 
@@ -19,6 +19,13 @@ class BadDelivery(CallbackError):
 
 class PayloadTooLarge(CallbackError):
     status = 413
+
+
+class LengthRequired(CallbackError):
+    """A body without Content-Length that the WSGI server cannot hand over (no
+    ``wsgi.input_terminated``): 411."""
+
+    status = 411
 
 
 class NotFound(CallbackError):

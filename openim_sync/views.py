@@ -10,6 +10,7 @@ from openim_sync import pipeline
 from openim_sync.delivery import Delivery
 from openim_sync.exceptions import CallbackError
 from openim_sync.protocols import ADAPTERS
+from openim_sync.protocols.base import parse_query
 
 
 @method_decorator([csrf_exempt, login_not_required, transaction.non_atomic_requests], "dispatch")
@@ -26,6 +27,7 @@ class CallbackView(View):
     def post(self, request, path=""):
         adapter = self.adapter
         try:
+            request.GET = parse_query(request)
             route = adapter.route(request, path or "")
             adapter.authenticate(request, route)
             delivery = Delivery.from_request(adapter.name, request, route)

@@ -1,10 +1,16 @@
 """Deliver callbacks the way the real servers do, and read the mirror back."""
 
+import contextlib
 import hashlib
 import json
+import os
+import re
+import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlencode
+
+import pytest
 
 import openim_sync
 
@@ -75,3 +81,45 @@ def post_tencent(client, body, *, command=None, raw=None, path="/openim/tencent"
 
 def row(obj, *fields):
     return {name: getattr(obj, name) for name in fields}
+
+
+#: How runserver (5.2: "Starting development server at", 6.x: "Starting WSGI development server
+#: at") and gunicorn ("Listening at:") report the address they bound.
+SERVER_ADDRESS = re.compile(r"(?:development server at|Listening at:) (https?://[^\s/]+)")
+
+
+def run_or_fail(command, **kwargs):
+    """Run ``command`` to completion; if it fails, fail the test with its output."""
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if result.returncode:
+        pytest.fail(f"{command} exited with {result.returncode}:\n{result.stdout}{result.stderr}")
+    return result
+
+
+@contextlib.contextmanager
+def live_process(command, *, log_path, env=None, cwd=None, timeout=60):
+    """Start a server that binds port 0 itself (``runserver 127.0.0.1:0``, ``gunicorn -b
+    127.0.0.1:0``) and yield the base URL it reports, so no other process can take the port
+    between choosing and binding it. If the server exits or reports no address within
+    ``timeout`` seconds, the test fails with the server's log."""
+    env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+    with log_path.open("w") as log:
+        server = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while not (address := SERVER_ADDRESS.search(log_path.read_text())):
+            if server.poll() is not None:
+                pytest.fail(f"The server exited with {server.returncode}:\n{log_path.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"The server reported no address in {timeout} s:\n{log_path.read_text()}"
+                )
+            time.sleep(0.05)
+        yield address.group(1)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -10,9 +10,7 @@ import http.client
 import json
 import os
 import random
-import socket
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -32,7 +30,7 @@ from openim_sync.models import (
     ImUser,
     OnlineSession,
 )
-from tests.helpers import SDKAPPID, TOKEN, go_json, tencent_query
+from tests.helpers import SDKAPPID, TOKEN, go_json, live_process, run_or_fail, tencent_query
 
 CLIENTS = 8
 ONLINE, OFFLINE = "callbackAfterUserOnlineCommand", "callbackAfterUserOfflineCommand"
@@ -362,12 +360,6 @@ def test_parallel_first_inserts_of_the_same_key(server):
 # --- SQLite: a real host process on a database file -------------------------------------------
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def sqlite_host(tmp_path):
     """The example project in its own process (runserver, threaded) on a SQLite file.
@@ -385,27 +377,10 @@ def sqlite_host(tmp_path):
         PYTHONUNBUFFERED="1",
     )
     manage = [sys.executable, str(Path(__file__).parent.parent / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True)
-    port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [*manage, "runserver", "--noreload", "--skip-checks", f"127.0.0.1:{port}"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        for _ in range(200):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert server.poll() is None, (tmp_path / "server.log").read_text()
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}", database
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
+    run_or_fail([*manage, "migrate", "-v0"], env=env)
+    runserver = [*manage, "runserver", "--noreload", "--skip-checks", "127.0.0.1:0"]
+    with live_process(runserver, env=env, log_path=tmp_path / "server.log") as url:
+        yield url, database
 
 
 def sqlite_state(database):

@@ -8,12 +8,10 @@ CSRF- and login-exempt and non-atomic (a failed delivery's event survives), and 
 import contextlib
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,7 +19,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.helpers import SDKAPPID, TOKEN, go_json, tencent_query
+from tests.helpers import SDKAPPID, TOKEN, go_json, live_process, run_or_fail, tencent_query
 
 ROOT = Path(__file__).parent.parent
 SECRET = "host-secret-segment"
@@ -69,12 +67,6 @@ class HostAppConfig(AppConfig):
 """
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextlib.contextmanager
 def run_host(tmp, settings_module):
     """Migrate and run the host project (``settings_module`` importable from ``tmp``) on a SQLite
@@ -88,34 +80,10 @@ def run_host(tmp, settings_module):
         PYTHONUNBUFFERED="1",
     )
     manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, cwd=tmp)
-    port = free_port()
-    log_path = tmp / "server.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
-            env=env,
-            cwd=tmp,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            for _ in range(200):
-                with socket.socket() as probe:
-                    if probe.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                assert server.poll() is None, log_path.read_text()
-                time.sleep(0.05)
-            yield {
-                "url": f"http://127.0.0.1:{port}",
-                "database": database,
-                "manage": manage,
-                "env": env,
-                "cwd": tmp,
-            }
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+    run_or_fail([*manage, "migrate", "-v0"], env=env, cwd=tmp)
+    runserver = [*manage, "runserver", "--noreload", "127.0.0.1:0"]
+    with live_process(runserver, env=env, cwd=tmp, log_path=tmp / "server.log") as url:
+        yield {"url": url, "database": database, "manage": manage, "env": env, "cwd": tmp}
 
 
 @pytest.fixture(scope="module")

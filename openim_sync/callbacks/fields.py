@@ -1,41 +1,62 @@
 """Serializer fields shared by the command serializers.
 
-Strings are never trimmed (the IM server's value is the truth); lengths come from the model
-columns so an over-long value is a clear 400, never a database error.
+Strings are never trimmed (the IM server's value is the truth) and must be JSON strings; lengths
+and integer ranges come from the model columns, so a value the column cannot hold is a clear 400,
+never a database error.
 """
 
+from django.db.backends.base.operations import BaseDatabaseOperations
 from rest_framework import serializers
 
 from openim_sync.models.mirror import ID_LENGTH
+
+INTEGER_RANGES = BaseDatabaseOperations.integer_field_ranges
+BIGINT_MIN, BIGINT_MAX = INTEGER_RANGES["BigIntegerField"]
 
 
 def max_length(model, field_name):
     return model._meta.get_field(field_name).max_length
 
 
+def column_range(model, field_name):
+    """The integers ``model.field_name`` holds on every supported database (PostgreSQL's range:
+    SQLite's columns would hold more)."""
+    return INTEGER_RANGES[model._meta.get_field(field_name).get_internal_type()]
+
+
+class StringField(serializers.CharField):
+    """A CharField that takes only strings: DRF's also takes numbers (``12`` becomes ``"12"``)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+def string(**kwargs):
+    return StringField(trim_whitespace=False, **kwargs)
+
+
 def im_id(**kwargs):
     """A required, non-empty user or group ID."""
-    return serializers.CharField(max_length=ID_LENGTH, trim_whitespace=False, **kwargs)
+    return string(max_length=ID_LENGTH, **kwargs)
 
 
 def text(max_length=None, **kwargs):
     """A string that may be empty; ``null`` or absent means "unchanged"."""
     kwargs.setdefault("required", False)
     kwargs.setdefault("allow_null", True)
-    return serializers.CharField(
-        max_length=max_length, allow_blank=True, trim_whitespace=False, **kwargs
-    )
+    return string(max_length=max_length, allow_blank=True, **kwargs)
 
 
-BIGINT_MAX = 2**63 - 1
-
-
-def integer(**kwargs):
-    """An integer that fits a 64-bit column; ``null`` or absent means "unchanged"."""
+def integer(model=None, field_name=None, **kwargs):
+    """An integer that fits the column ``model.field_name`` (without one: a 64-bit column);
+    ``null`` or absent means "unchanged"."""
+    low, high = column_range(model, field_name) if model else (BIGINT_MIN, BIGINT_MAX)
     kwargs.setdefault("required", False)
     kwargs.setdefault("allow_null", True)
-    kwargs.setdefault("min_value", -BIGINT_MAX)
-    kwargs.setdefault("max_value", BIGINT_MAX)
+    kwargs.setdefault("min_value", low)
+    kwargs.setdefault("max_value", high)
     return serializers.IntegerField(**kwargs)
 
 
@@ -43,6 +64,12 @@ def id_list(**kwargs):
     kwargs.setdefault("required", False)
     kwargs.setdefault("allow_null", True)
     return serializers.ListField(child=im_id(), **kwargs)
+
+
+def many(serializer_class, **kwargs):
+    """A list of objects. Unlike ``serializer_class(many=True, allow_null=True)``, which lets
+    the items be null too, ``allow_null`` here is about the list only."""
+    return serializers.ListSerializer(child=serializer_class(), **kwargs)
 
 
 def event_time():

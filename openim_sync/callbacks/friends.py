@@ -5,7 +5,7 @@ from rest_framework import serializers
 from openim_sync.changes import Change
 from openim_sync.models import BlockedUser, Friend, Protocol
 
-from .fields import event_time, id_list, im_id, integer, max_length, text
+from .fields import event_time, id_list, im_id, integer, many, max_length, string, text
 from .registry import handles
 
 OPENIM, TENCENT = Protocol.OPENIM, Protocol.TENCENT
@@ -22,9 +22,7 @@ def _blocked(owner, blocked, **kwargs):
 class SetFriendRemarkSerializer(serializers.Serializer):
     ownerUserID = im_id()
     friendUserID = im_id()
-    remark = serializers.CharField(
-        max_length=max_length(Friend, "remark"), allow_blank=True, trim_whitespace=False
-    )
+    remark = string(max_length=max_length(Friend, "remark"), allow_blank=True)
 
 
 @handles(
@@ -126,7 +124,7 @@ class PairSerializer(serializers.Serializer):
 
 
 class PairListSerializer(serializers.Serializer):
-    PairList = PairSerializer(many=True)
+    PairList = many(PairSerializer)
     EventTime = event_time()
 
 

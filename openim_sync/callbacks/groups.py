@@ -6,7 +6,18 @@ from openim_sync.changes import Change, Merge, Previous
 from openim_sync.models import GroupMember, ImGroup, Protocol
 from openim_sync.models.mirror import ID_LENGTH
 
-from .fields import event_time, given, id_list, im_id, integer, max_length, renamed, text
+from .fields import (
+    event_time,
+    given,
+    id_list,
+    im_id,
+    integer,
+    many,
+    max_length,
+    renamed,
+    string,
+    text,
+)
 from .registry import handles
 
 OPENIM, TENCENT = Protocol.OPENIM, Protocol.TENCENT
@@ -63,23 +74,23 @@ class GroupInfoSerializer(serializers.Serializer):
     introduction = text()
     faceURL = text(max_length(ImGroup, "face_url"))
     ex = text()
-    needVerification = integer()
-    lookMemberInfo = integer()
-    applyMemberFriend = integer()
+    needVerification = integer(ImGroup, "need_verification")
+    lookMemberInfo = integer(ImGroup, "look_member_info")
+    applyMemberFriend = integer(ImGroup, "apply_member_friend")
 
 
 class InitMemberSerializer(serializers.Serializer):
     userID = im_id()
-    roleLevel = integer()
+    roleLevel = integer(GroupMember, "role_level")
 
 
 class CreateGroupSerializer(GroupInfoSerializer):
     ownerUserID = text(ID_LENGTH)
     creatorUserID = text(ID_LENGTH)
-    createTime = integer()
-    status = integer()
-    groupType = integer()
-    initMemberList = InitMemberSerializer(many=True, required=False, allow_null=True)
+    createTime = integer(ImGroup, "im_created_at_ms")
+    status = integer(ImGroup, "status")
+    groupType = integer()  # stored as text
+    initMemberList = many(InitMemberSerializer, required=False, allow_null=True)
 
 
 def initial_members(entries, owner):
@@ -192,7 +203,7 @@ class MemberAccountSerializer(serializers.Serializer):
 
 
 class UserDefinedDataSerializer(serializers.Serializer):
-    Key = serializers.CharField(max_length=128, trim_whitespace=False)
+    Key = string(max_length=128)
     Value = serializers.JSONField()
 
 
@@ -202,12 +213,12 @@ class TencentGroupSerializer(serializers.Serializer):
     Operator_Account = text(ID_LENGTH)
     Owner_Account = text(ID_LENGTH)
     Name = text(max_length(ImGroup, "name"))
-    MemberList = MemberAccountSerializer(many=True, required=False, allow_null=True)
+    MemberList = many(MemberAccountSerializer, required=False, allow_null=True)
     EventTime = event_time()
 
 
 class TencentCreateGroupSerializer(TencentGroupSerializer):
-    UserDefinedDataList = UserDefinedDataSerializer(many=True, required=False, allow_null=True)
+    UserDefinedDataList = many(UserDefinedDataSerializer, required=False, allow_null=True)
 
 
 def _tencent_group_values(data):

@@ -5,7 +5,7 @@ from rest_framework import serializers
 from openim_sync.models import GroupMember, Protocol
 from openim_sync.models.mirror import ID_LENGTH
 
-from .fields import event_time, given, id_list, im_id, integer, max_length, renamed, text
+from .fields import event_time, given, id_list, im_id, integer, many, max_length, renamed, text
 from .groups import MEMBER, TENCENT_ROLES, MemberAccountSerializer, member
 from .registry import handles
 
@@ -24,7 +24,7 @@ class SetGroupMemberInfoSerializer(serializers.Serializer):
     userID = im_id()
     nickName = text(max_length(GroupMember, "nickname"))
     faceURL = text(max_length(GroupMember, "face_url"))
-    roleLevel = integer()
+    roleLevel = integer(GroupMember, "role_level")
     ex = text()
 
 
@@ -46,7 +46,7 @@ class JoinGroupSerializer(serializers.Serializer):
     # The server names the joining user "inviterUserID"; the docs call it userID.
     inviterUserID = im_id(required=False)
     userID = im_id(required=False)
-    joinSource = integer()
+    joinSource = integer(GroupMember, "join_source")
     reqMessage = text()
 
     def validate(self, data):
@@ -112,7 +112,7 @@ class NewMemberJoinSerializer(serializers.Serializer):
     GroupId = im_id()
     JoinType = text(32)
     Operator_Account = text(ID_LENGTH)
-    NewMemberList = MemberAccountSerializer(many=True)
+    NewMemberList = many(MemberAccountSerializer)
     EventTime = event_time()
 
 
@@ -135,7 +135,7 @@ def tencent_new_member_join(data, ctx):
 class MemberExitSerializer(serializers.Serializer):
     GroupId = im_id()
     ExitType = text(max_length(GroupMember, "removed_reason"))
-    ExitMemberList = MemberAccountSerializer(many=True)
+    ExitMemberList = many(MemberAccountSerializer)
     EventTime = event_time()
 
 

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from openim_sync.changes import Change
 from openim_sync.models import OnlineSession, Protocol
 
-from .fields import event_time, im_id, integer, platform_name, query_value, text
+from .fields import event_time, im_id, integer, many, platform_name, query_value, string, text
 from .registry import handles
 
 OPENIM, TENCENT = Protocol.OPENIM, Protocol.TENCENT
@@ -17,8 +17,8 @@ REASON_LENGTH = OnlineSession._meta.get_field("reason").max_length
 
 class UserOnlineSerializer(serializers.Serializer):
     userID = im_id()
-    seq = integer(min_value=0)
-    platformID = integer()
+    seq = integer(OnlineSession, "version", min_value=0)
+    platformID = integer(OnlineSession, "platform_id")
     platform = text(max_length=32)
     isAppBackground = serializers.BooleanField(required=False, allow_null=True)
     connID = text(max_length=OnlineSession._meta.get_field("conn_id").max_length)
@@ -78,13 +78,13 @@ class StateInfoSerializer(serializers.Serializer):
 
 
 class KickedDeviceSerializer(serializers.Serializer):
-    Platform = serializers.CharField(max_length=32, trim_whitespace=False)
+    Platform = string(max_length=32)
 
 
 class StateChangeSerializer(serializers.Serializer):
     EventTime = event_time()
     Info = StateInfoSerializer()
-    KickedDevice = KickedDeviceSerializer(many=True, required=False, allow_null=True)
+    KickedDevice = many(KickedDeviceSerializer, required=False, allow_null=True)
 
 
 @handles(TENCENT, "State.StateChange", serializer=StateChangeSerializer, version_field="EventTime")

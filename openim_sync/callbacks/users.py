@@ -5,7 +5,18 @@ from rest_framework import serializers
 from openim_sync.changes import Change, Merge
 from openim_sync.models import ImUser, Protocol
 
-from .fields import event_time, given, im_id, integer, max_length, renamed, text
+from .fields import (
+    column_range,
+    event_time,
+    given,
+    im_id,
+    integer,
+    many,
+    max_length,
+    renamed,
+    string,
+    text,
+)
 from .registry import handles
 
 OPENIM, TENCENT = Protocol.OPENIM, Protocol.TENCENT
@@ -39,13 +50,13 @@ class RegisteredUserSerializer(serializers.Serializer):
     nickname = text(max_length(ImUser, "nickname"))
     faceURL = text(max_length(ImUser, "face_url"))
     ex = text()
-    createTime = integer()
-    appMangerLevel = integer()
-    globalRecvMsgOpt = integer()
+    createTime = integer(ImUser, "im_created_at_ms")
+    appMangerLevel = integer(ImUser, "app_manager_level")
+    globalRecvMsgOpt = integer(ImUser, "global_recv_msg_opt")
 
 
 class UserRegisterSerializer(serializers.Serializer):
-    users = RegisteredUserSerializer(many=True, allow_empty=True)
+    users = many(RegisteredUserSerializer, allow_empty=True)
 
 
 REGISTER_FIELDS = {
@@ -83,12 +94,10 @@ TENCENT_TAGS = {
     "Tag_Profile_IM_Level": ("level", int),
     "Tag_Profile_IM_Role": ("role", int),
 }
-UINT64_MAX = 2**64 - 1
-BIGINT_MAX = 2**63 - 1
 
 
 class ProfileItemSerializer(serializers.Serializer):
-    Tag = serializers.CharField(max_length=128, trim_whitespace=False)
+    Tag = string(max_length=128)
     Value = serializers.JSONField()
 
     def validate(self, item):
@@ -103,7 +112,8 @@ class ProfileItemSerializer(serializers.Serializer):
                 value = int(value)
             except ValueError:
                 raise serializers.ValidationError({"Value": f"{tag} needs an integer."}) from None
-            if not 0 <= value <= BIGINT_MAX:
+            low, high = column_range(ImUser, column)
+            if not max(low, 0) <= value <= high:
                 raise serializers.ValidationError({"Value": f"{tag} is out of range."})
         else:
             if not isinstance(value, str):
@@ -118,9 +128,9 @@ class ProfileItemSerializer(serializers.Serializer):
 
 class PortraitSetSerializer(serializers.Serializer):
     From_Account = im_id()
-    Operator_Account = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    Operator_Account = text()
     EventTime = event_time()
-    ProfileItem = ProfileItemSerializer(many=True)
+    ProfileItem = many(ProfileItemSerializer)
 
 
 @handles(

@@ -7,10 +7,13 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 
-from django.http import JsonResponse
+from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent
+from django.core.handlers.wsgi import get_bytes_from_wsgi
+from django.http import JsonResponse, QueryDict
 
 from openim_sync.conf import app_settings
-from openim_sync.exceptions import BadDelivery, PayloadTooLarge, PermissionDenied
+from openim_sync.exceptions import BadDelivery, LengthRequired, PayloadTooLarge, PermissionDenied
 
 COMMAND_MAX_LENGTH = 128
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -72,18 +75,63 @@ class ProtocolAdapter:
 
 
 def read_body(request):
-    """The raw body, refusing anything larger than ``MAX_BODY_BYTES`` before reading it all."""
+    """The raw body, refusing anything larger than ``MAX_BODY_BYTES`` before reading it all.
+
+    Without a Content-Length (a chunked request), the body is what the WSGI server hands over in
+    ``wsgi.input`` when it says the stream ends there (``wsgi.input_terminated``, as gunicorn
+    does); WSGI forbids reading past Content-Length otherwise.
+    """
     limit = app_settings.MAX_BODY_BYTES
+    meta = request.META
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        declared = int(meta.get("CONTENT_LENGTH") or "")
     except ValueError:
-        declared = 0
-    if declared > limit:
+        declared = None
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"The body is {declared} bytes; the limit is {limit} bytes.")
-    body = request.read(limit + 1)
+    try:
+        if declared is not None:
+            body = request.read(limit + 1)
+        elif meta.get("wsgi.input_terminated"):
+            body = _read_to_end(meta["wsgi.input"], limit + 1)
+        elif meta.get("HTTP_TRANSFER_ENCODING"):
+            raise LengthRequired(
+                "The body has no Content-Length and the WSGI server does not hand over a "
+                "chunked body (it sets no wsgi.input_terminated): send a Content-Length or run "
+                "a server that de-chunks (gunicorn, or a buffering proxy in front)."
+            )
+        else:
+            body = b""
+    except OSError as exc:  # the client went away (UnreadablePostError) or the socket failed
+        raise BadDelivery(f"The body could not be read: {exc}") from None
     if len(body) > limit:
         raise PayloadTooLarge(f"The body is larger than the limit of {limit} bytes.")
     return body
+
+
+def _read_to_end(stream, size):
+    """Up to ``size`` bytes of ``stream``: ``read(n)`` may return fewer before the end."""
+    chunks, received = [], 0
+    while received < size:
+        chunk = stream.read(size - received)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        received += len(chunk)
+    return b"".join(chunks)
+
+
+def parse_query(request):
+    """The query string as a ``QueryDict``, always UTF-8: Django would decode it with a charset
+    named in the Content-Type, which is the body's (and ignored: JSON is UTF-8)."""
+    raw = get_bytes_from_wsgi(request.META, "QUERY_STRING", "")
+    try:
+        return QueryDict(raw, encoding="utf-8")
+    except TooManyFieldsSent:
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        raise BadDelivery(
+            f"More than {limit} query parameters (DATA_UPLOAD_MAX_NUMBER_FIELDS)."
+        ) from None
 
 
 def decode_body(body):

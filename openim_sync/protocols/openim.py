@@ -11,6 +11,7 @@ With secrets configured the base ends in a secret segment: ``<base>/<secret>[/<c
 
 import base64
 import binascii
+import re
 
 from django.utils.crypto import constant_time_compare
 
@@ -19,6 +20,7 @@ from openim_sync.exceptions import AuthenticationFailed, NotFound
 
 from .base import ProtocolAdapter, Route, check_client_ip
 
+CONTROL = re.compile("[\x00-\x1f\x7f]")
 BASIC_CHALLENGE = 'Basic realm="openim-sync", charset="UTF-8"'
 SUCCESS = {"actionCode": 0, "errCode": 0, "errMsg": "", "errDlt": "", "nextCode": 0}
 
@@ -28,6 +30,11 @@ class OpenIM(ProtocolAdapter):
     command_key = "callbackCommand"
 
     def route(self, request, path):
+        if (path and not path.startswith("/")) or CONTROL.search(path):
+            raise NotFound(
+                "Unknown callback path: expected .../callback[/<secret>][/<command>], "
+                "without control characters."
+            )
         if path.endswith("/"):
             raise NotFound(
                 "Callback URLs have no trailing slash: OpenIM appends '/<command>' itself, so "

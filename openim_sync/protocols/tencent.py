@@ -23,6 +23,8 @@ class Tencent(ProtocolAdapter):
     command_key = "CallbackCommand"
 
     def route(self, request, path):
+        if path not in ("", "/"):
+            raise NotFound("Unknown callback path: expected .../tencent?SdkAppid=..")
         if app_settings.TENCENT_SDKAPPID in (None, ""):
             raise NotFound(
                 "Tencent Cloud Chat callbacks are off: set OPENIM_SYNC['TENCENT_SDKAPPID']."
