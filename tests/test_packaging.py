@@ -132,18 +132,24 @@ def test_the_matrix_has_every_combination_and_ci_runs_enough(noxfile):
         for db in ("sqlite", "postgres")
     }
     assert set(noxfile.nox.options.sessions) == combinations
-    ci = [
-        (d, p, db)
+    sessions = {
+        (d, p, db): f"django{d.replace('.', '')}-py{p.replace('.', '')}-{db}"
         for d in noxfile.DJANGO
         for p in noxfile.PYTHON
         for db in ("sqlite", "postgres")
-        if p == noxfile.NEWEST_PYTHON or (d, db) in noxfile.CI_ON_OLDER_PYTHON
-    ]
+    }
+    registry = noxfile.nox.registry.get()
+    tags = {combination: set(registry[name].tags) for combination, name in sessions.items()}
+    in_ci = {c for c, t in tags.items() if {"ci", "make-test"} & t}
+    newest = noxfile.NEWEST_PYTHON
     # Every Django on both databases with the newest Python, and at least one on the older one.
-    assert {(d, db) for d, p, db in ci if p == noxfile.NEWEST_PYTHON} == {
+    assert {(d, db) for d, p, db in in_ci if p == newest} == {
         (d, db) for d in noxfile.DJANGO for db in ("sqlite", "postgres")
     }
-    assert any(p != noxfile.NEWEST_PYTHON for _, p, _ in ci)
+    assert any(p != newest for _, p, _ in in_ci)
+    # make test (.venv: the newest Django, the newest Python) stands for the make-test sessions.
+    make_test = {c for c, t in tags.items() if "make-test" in t}
+    assert make_test == {(noxfile.DJANGO[-1], newest, db) for db in ("sqlite", "postgres")}
 
 
 def test_postgres_sessions_get_their_own_database(noxfile, monkeypatch):
