@@ -1,4 +1,5 @@
 from .base import MirrorRow, RemovableMirrorRow
+from .counts import IgnoredEventCount
 from .events import CallbackEvent, EventStatus, Protocol
 from .mirror import BlockedUser, Friend, GroupMember, ImGroup, ImUser, OnlineSession
 from .runs import ReconcileRun, RunStatus
@@ -9,6 +10,7 @@ __all__ = [
     "EventStatus",
     "Friend",
     "GroupMember",
+    "IgnoredEventCount",
     "ImGroup",
     "ImUser",
     "MirrorRow",
