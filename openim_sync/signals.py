@@ -9,6 +9,11 @@
     mirror rows (``ImUser``, ``ImGroup``, ``GroupMember``, ``Friend``, ``BlockedUser``,
     ``OnlineSession`` instances) the event wrote, empty unless ``status`` is ``processed``.
 
+``mirror_changed(sender, rows, source, event, run)``
+    Mirror rows changed: ``source`` is ``"callback"`` (``sender=CallbackEvent``, ``event`` set)
+    or ``"reconcile"`` (``sender=ReconcileRun``, ``run`` set). ``rows`` are model instances as
+    written. Reconcile sends only rows whose values changed, not rows it merely re-stamped.
+
 Nothing is sent for work that rolls back. A receiver's exception is logged and does not affect
 the event (the outcome is already committed). See docs/signals.md for examples.
 """
@@ -17,3 +22,4 @@ from django.dispatch import Signal
 
 event_received = Signal()
 event_processed = Signal()
+mirror_changed = Signal()

@@ -29,3 +29,14 @@ def drain_events(max_seconds=50.0, batch_size=worker.BATCH_SIZE):
         applied += len(outcomes)
         failed += sum(1 for o in outcomes if o.status == "failed")
     return {"applied": applied, "failed": failed}
+
+
+@task
+def reconcile(protocol, kinds=None, ids=None, prune=False):
+    """Run :func:`openim_sync.reconcile.reconcile` in the task backend; returns the run's id,
+    status and counts (e.g. ``reconcile.enqueue("openim", ["members"], ids=["g1"])``)."""
+    from openim_sync.reconcile import KINDS
+    from openim_sync.reconcile import reconcile as run_reconcile
+
+    run = run_reconcile(protocol, kinds or KINDS, ids=ids, prune=prune)
+    return {"run": run.pk, "status": run.status, "counts": run.counts}

@@ -406,3 +406,15 @@ class State:
             instance._state.db = connection.alias
             result.append(instance)
         return result
+
+
+def apply_many(batches, *, run=None):
+    """Apply ``(changes, version)`` batches (REST reads) in order, at stamps ``(version, 0)``.
+
+    Must run inside ``transaction.atomic()``. A batch that raises changes nothing and the others
+    go on: returns ``[(rows written, error or None)]`` in the order given.
+    """
+    run_id = run.pk if run is not None else None
+    units = [Unit(list(changes), Stamp(version, 0), run_id=run_id) for changes, version in batches]
+    state = apply_units(units)
+    return [(state.instances(u) if u.error is None else [], u.error) for u in units]

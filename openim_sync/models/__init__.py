@@ -2,7 +2,7 @@ from .base import MirrorRow, RemovableMirrorRow
 from .counts import IgnoredEventCount
 from .events import CallbackEvent, EventStatus, Protocol
 from .mirror import BlockedUser, Friend, GroupMember, ImGroup, ImUser, OnlineSession
-from .runs import ReconcileRun, RunStatus
+from .runs import ReconcileRun, RunStatus, SyncCursor
 
 __all__ = [
     "BlockedUser",
@@ -19,4 +19,5 @@ __all__ = [
     "ReconcileRun",
     "RemovableMirrorRow",
     "RunStatus",
+    "SyncCursor",
 ]

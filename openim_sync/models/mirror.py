@@ -93,6 +93,15 @@ class GroupMember(RemovableMirrorRow):
     ex = models.TextField(blank=True)
     join_source = models.IntegerField(null=True, blank=True)
     inviter_user_id = models.CharField(max_length=ID_LENGTH, blank=True)
+    joined_at_ms = models.BigIntegerField(
+        null=True, blank=True, help_text="When the user joined (ms), as the REST API reports it."
+    )
+    mute_end_ms = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Muted until this time (ms; 0: not muted). Only reconcile sees mutes: "
+        "neither server sends a callback for them.",
+    )
 
     class Meta:
         verbose_name = "group member"

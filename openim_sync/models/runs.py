@@ -36,3 +36,29 @@ class ReconcileRun(models.Model):
 
     def __str__(self):
         return f"Reconcile #{self.pk} {self.protocol} [{self.status}]"
+
+
+class SyncCursor(models.Model):
+    """Where an IM server's version log stood at the last reconcile, per group or owner.
+
+    OpenIM (v3.8.0+) keeps a ``(versionID, version)`` log of each group's members and each
+    user's friends and blocks; asking with the stored pair returns only what changed since.
+    """
+
+    protocol = models.CharField(max_length=16)
+    kind = models.CharField(max_length=16, help_text="members, friends or blocks.")
+    key = models.CharField(max_length=64, help_text="The group id or owner user id.")
+    version_id = models.CharField(max_length=64, blank=True)
+    version = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "sync cursor"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["protocol", "kind", "key"], name="openim_sync_cursor_key"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.protocol} {self.kind} {self.key}: {self.version_id}/{self.version}"

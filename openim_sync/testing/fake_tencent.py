@@ -547,6 +547,8 @@ class FakeTencentServer(FakeServer):
         self.enforce_rate_limits = enforce_rate_limits
         self.state = TencentState(admin)
         self.randoms = []
+        #: Calls refused with 60007 because they were over the per-API limit.
+        self.rate_limited = 0
         self._calls = collections.defaultdict(collections.deque)
         self._throttles = {}
         self.routes = {
@@ -627,6 +629,7 @@ class FakeTencentServer(FakeServer):
             while calls and calls[0] <= now - 1:
                 calls.popleft()
             if len(calls) >= RATE_LIMITS.get(key, DEFAULT_RATE):
+                self.rate_limited += 1
                 raise TencentError(60007, "REST API call frequency exceeded")
             calls.append(now)
 

@@ -150,6 +150,10 @@ class FakeServer:
     gzip_responses = False
     side_calls = ("fail_next", "reset_counts")
 
+    #: ``before_reply(key, body)``, when set: called before each request is answered (a test
+    #: makes something happen "while the server reads", e.g. a callback arriving).
+    before_reply = None
+
     def __init__(self):
         self._lock = threading.Lock()
         self.requests = collections.Counter()
@@ -255,6 +259,9 @@ class FakeServer:
             failure = self._take_failure(request.key)
         if failure is not None:
             return self.failure_reply(request, failure)
+        hook = self.before_reply
+        if hook is not None:
+            hook(request.key, request.body)
         try:
             return self.handle(request)
         except Exception as exc:  # a bug in the fake: say so instead of hanging the client
