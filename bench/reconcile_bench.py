@@ -38,6 +38,7 @@ def start_fake(args):
             "0",
             "--version",
             args.version,
+            *(["--working-incremental-blacks"] if args.working_incremental_blacks else []),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -122,6 +123,12 @@ def main():
     parser.add_argument("--members", type=int, default=30_000)
     parser.add_argument("--friends", type=int, default=20_000)
     parser.add_argument("--version", default="3.8.3", help="the fake server's OpenIM version")
+    parser.add_argument(
+        "--working-incremental-blacks",
+        action="store_true",
+        help="the fake serves blocks from a version log, as OpenIM's API is documented (no "
+        "release implements it: v3.8.0-3.8.2 answer a stub, v3.8.3 errCode 12)",
+    )
     parser.add_argument("--database", default=os.environ.get("DATABASE_URL", DEFAULT_DB))
     parser.add_argument("--sqlite", metavar="PATH", help="use an SQLite file instead")
     args = parser.parse_args()

@@ -123,7 +123,7 @@ class Engine:
     def _write(self, reads, diffs):
         with transaction.atomic():
             results = writer.apply_many([(r.changes, r.sent_ms) for r in reads], run=self.run)
-            changed = []
+            changed, cursors = [], []
             for read, (written, error) in zip(reads, results, strict=True):
                 if error is not None:
                     self.failed(read.kind, f"{type(error).__name__}: {error}", read.done_key or "")
@@ -131,7 +131,14 @@ class Engine:
                 wanted = {k for k, d in diffs[id(read)].items() if d}
                 changed += [row for row in written if (type(row), row.natural_key()) in wanted]
                 if read.cursor is not None:
-                    self._save_cursor(read.kind, read.cursor)
+                    cursors.append(self._cursor(read.kind, read.cursor))
+            if cursors:
+                SyncCursor.objects.bulk_create(
+                    cursors,
+                    update_conflicts=True,
+                    unique_fields=["protocol", "kind", "key"],
+                    update_fields=["version_id", "version", "updated_at"],
+                )
             self._save_progress(reads)
             if changed and signals.mirror_changed.has_listeners():
                 run = self.run
@@ -141,13 +148,15 @@ class Engine:
                     )
                 )
 
-    def _save_cursor(self, kind, cursor):
+    def _cursor(self, kind, cursor):
         key, version_id, version = cursor
-        SyncCursor.objects.update_or_create(
+        return SyncCursor(
             protocol=self.run.protocol,
             kind=kind,
             key=key,
-            defaults={"version_id": version_id or "", "version": version or 0},
+            version_id=version_id or "",
+            version=version or 0,
+            updated_at=timezone.now(),
         )
 
     def _save_progress(self, reads):

@@ -1321,10 +1321,21 @@ def main(argv=None):
         parser.add_argument("--version", default="3.8.3", choices=list(FEATURES))
         parser.add_argument("--secret", default="openIM123")
         parser.add_argument("--admin", action="append", help="admin user id (repeatable)")
+        parser.add_argument(
+            "--working-incremental-blacks",
+            action="store_true",
+            help="serve get_incremental_blacks from a version log, as the API is documented "
+            "(no release implements it)",
+        )
 
     def build(args):
         admins = tuple(args.admin or ("imAdmin", "openim-sync"))
-        return FakeOpenIMServer(version=args.version, secret=args.secret, admin_user_ids=admins)
+        return FakeOpenIMServer(
+            version=args.version,
+            secret=args.secret,
+            admin_user_ids=admins,
+            working_incremental_blacks=args.working_incremental_blacks,
+        )
 
     return run_cli(
         "python -m openim_sync.testing.fake_openim",
