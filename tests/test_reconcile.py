@@ -387,11 +387,13 @@ def test_interrupted_run_resumes_where_it_stopped(openim_server):
 def test_command_summary_and_exit_status(openim_server, capsys):
     small_openim_world(openim_server.state)
     call_command("openim_reconcile", "users")
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "Reconcile #" in out and "4 read, 4 changed" in out
+    # Progress on stderr (not a terminal here: a line per tenth), then the kind's counts.
+    assert err.splitlines() == ["users: reading…", "users: 4 of 4 done", "users: 4 read, 4 changed"]
 
     call_command("openim_reconcile", "users", "--verbosity", "0")
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr() == ("", "")
 
     openim_server.fail_next("/user/get_users_info", times=50, status=500)
     with pytest.raises(SystemExit) as exit_info:
@@ -428,3 +430,131 @@ def test_tencent_callback_with_a_later_event_time_wins(tencent_server, client, o
     assert post_tencent(client, body).status_code == 200
     reconcile("tencent", ["users"])
     assert ImUser.objects.get(user_id="u1").nickname == "From the future"
+
+
+# -- from admin ---------------------------------------------------------------------------------
+
+
+def test_admin_resync_selected(admin_client, openim_server):
+    small_openim_world(openim_server.state)
+    reconcile("openim", ["users"])
+    openim_server.state.update_user("bob", nickname="Bob (renamed)")
+    openim_server.state.update_friend("bob", "alice", remark="Al")
+    bob = ImUser.objects.get(user_id="bob")
+
+    response = admin_client.post(
+        "/admin/openim_sync/imuser/",
+        {"action": "resync_selected", "_selected_action": [bob.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    run = ReconcileRun.objects.first()
+    assert run.scope == ["users", "friends", "blocks", "online"]
+    assert run.options["ids"] == ["bob"]
+    text = [str(m) for m in response.context["messages"]]
+    assert any(f"Reconcile #{run.pk}" in t and "succeeded" not in t for t in text), text
+    assert ImUser.objects.get(user_id="bob").nickname == "Bob (renamed)"
+    assert Friend.objects.get(owner_user_id="bob", friend_user_id="alice").remark == "Al"
+    # Only bob was read.
+    assert ImUser.objects.get(user_id="alice").last_run_id != run.pk
+
+
+def test_admin_resync_without_a_configured_server(admin_client, db):
+    ImUser.objects.create(user_id="alice")
+    pk = ImUser.objects.get().pk
+    response = admin_client.post(
+        "/admin/openim_sync/imuser/",
+        {"action": "resync_selected", "_selected_action": [pk]},
+        follow=True,
+    )
+    text = [str(m) for m in response.context["messages"]]
+    assert text == [
+        "Re-sync failed: No REST API is configured for reconcile (see docs/reconcile.md)."
+    ]
+
+
+# -- settings -----------------------------------------------------------------------------------
+
+
+def check_ids():
+    from openim_sync.checks import check_reconcile_settings
+
+    return [m.id for m in check_reconcile_settings(None)]
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"OPENIM_API_URL": "http://openim:10002"}, ["openim_sync.E010"]),
+        ({"TENCENT_ADMIN_IDENTIFIER": "administrator"}, ["openim_sync.E010"]),
+        (
+            {
+                "OPENIM_API_URL": "openim:10002",
+                "OPENIM_ADMIN_USER_ID": "sync",
+                "OPENIM_API_SECRET": "s",
+            },
+            ["openim_sync.E011"],
+        ),
+        ({"RECONCILE_PRUNE_MAX_SHARE": 2}, ["openim_sync.E011"]),
+        ({"RECONCILE_MAX_RPS": 0}, ["openim_sync.E011"]),
+        (
+            {
+                "OPENIM_API_URL": "http://openim:10002",
+                "OPENIM_ADMIN_USER_ID": "imAdmin",
+                "OPENIM_API_SECRET": "s",
+            },
+            ["openim_sync.W010"],
+        ),
+        (
+            {
+                "OPENIM_API_URL": "http://openim:10002",
+                "OPENIM_ADMIN_USER_ID": "openim-sync",
+                "OPENIM_API_SECRET": "s",
+            },
+            [],
+        ),
+    ],
+)
+def test_reconcile_settings_checks(openim_settings, values, expected):
+    openim_settings(**values)
+    assert check_ids() == expected
+
+
+def test_command_without_configuration_says_what_to_set(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No REST API is configured"):
+        call_command("openim_reconcile")
+
+
+def test_usersig_matches_the_reference_value():
+    from openim_sync.reconcile import usersig
+
+    # rest-apis.md §2.2: the reference library's inner TLS.sig for these inputs.
+    assert (
+        usersig.signature(1400000000, KEY, "administrator", 1700000000, 86400)
+        == "yLAe+w7WUeUuqbV9h/TX78u21oTGi+i9Zp1u3PpnY60="
+    )
+    sig = usersig.generate(1400000000, KEY, "administrator", 86400, now=1700000000)
+    assert not set(sig) & set("+/=")  # Tencent's alphabet
+    assert usersig.decode(sig)["TLS.sig"] == "yLAe+w7WUeUuqbV9h/TX78u21oTGi+i9Zp1u3PpnY60="
+    assert usersig.verify(sig, 1400000000, KEY, now=1700000001)
+    assert not usersig.verify(sig, 1400000000, KEY, now=1700086401)  # expired
+    assert not usersig.verify(sig, 1400000000, "another key", now=1700000001)
+
+
+@pytest.mark.parametrize("version", ["3.7.0", "3.8.0", "3.8.1", "main"])
+def test_admin_token_on_every_server_version(openim_settings, version):
+    with FakeOpenIMServer(version=version, secret=SECRET, admin_user_ids=(ADMIN,)) as server:
+        openim_settings(
+            OPENIM_API_URL=server.url, OPENIM_ADMIN_USER_ID=ADMIN, OPENIM_API_SECRET=SECRET
+        )
+        server.state.add_user("alice", nickname="Alice")
+        run = reconcile("openim", ["users"])
+        assert run.status == "succeeded", run.errors
+        assert ImUser.objects.get(user_id="alice").nickname == "Alice"
+        token_route = (
+            "/auth/get_admin_token" if version in ("3.8.1", "main") else "/auth/user_token"
+        )
+        assert server.requests[token_route] == 1

@@ -41,6 +41,7 @@ from .mixins import (
     link,
     pretty_json,
 )
+from .resync import resync_selected
 
 BOOKKEEPING = (
     "version_display",
@@ -100,8 +101,8 @@ class MirrorAdmin(ReadOnlyAdminMixin, LinkedRowsMixin, admin.ModelAdmin):
     # the row's id as the link to its page: their key columns link to the group and the users.
     list_per_page = 100
     show_full_result_count = False
-    #: Admin actions on mirror rows (a list: extend it, e.g. with a "re-sync selected" action).
-    actions = []
+    #: Admin actions on mirror rows (a list: extend it).
+    actions = [resync_selected]
     #: Detail page groups: (title, fields); a tuple of names in ``fields`` is one line. Empty
     #: groups are left out; bookkeeping comes last.
     detail = ()

@@ -89,6 +89,7 @@ def reconcile(
     resume=None,
     on_row=None,
     on_kind=None,
+    on_progress=None,
 ):
     """Read ``kinds`` from ``protocol``'s REST API and write them to the mirror.
 
@@ -97,7 +98,8 @@ def reconcile(
     ``prune``: tombstone rows the server no longer has (confirmed per id), unless they are
     more than ``RECONCILE_PRUNE_MAX_SHARE`` of their kind (``force`` lifts that).
     ``resume``: an interrupted :class:`ReconcileRun` to go on with (its scope and options).
-    ``on_kind(kind, "start" | "done", run)``: progress. Returns the run, saved.
+    ``on_kind(kind, "start" | "done", run)`` and ``on_progress(kind, done, total)``: progress.
+    Returns the run, saved.
     """
     if resume is not None:
         run = resume
@@ -138,6 +140,7 @@ def reconcile(
         force=force,
         max_share=app_settings.RECONCILE_PRUNE_MAX_SHARE,
         on_row=on_row,
+        on_progress=on_progress,
     )
     try:
         for kind in kinds:

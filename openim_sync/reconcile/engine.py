@@ -43,6 +43,8 @@ class Read:
     done_key: str | None = None
     #: Rows removed because the server said so (OpenIM's version log, a dismissed group).
     removals: int = 0
+    #: Units of the kind's progress this read completes (users, groups or owners).
+    progress: int = 0
 
 
 @dataclass
@@ -67,9 +69,20 @@ class Interrupted(Exception):
 
 
 class Engine:
-    def __init__(self, run, *, dry_run=False, prune=False, force=False, max_share=0.1, on_row=None):
+    def __init__(
+        self,
+        run,
+        *,
+        dry_run=False,
+        prune=False,
+        force=False,
+        max_share=0.1,
+        on_row=None,
+        on_progress=None,
+    ):
         self.run, self.dry_run, self.prune, self.force = run, dry_run, prune, force
-        self.max_share, self.on_row = max_share, on_row
+        self.max_share, self.on_row, self.on_progress = max_share, on_row, on_progress
+        self.progress = {}
         self.counts = defaultdict(Counter, {k: Counter(v) for k, v in (run.counts or {}).items()})
         self.errors = list(run.errors or [])
         self.pending, self.pending_changes = [], 0
@@ -83,8 +96,16 @@ class Engine:
         self.pending.append(read)
         self.pending_changes += len(read.changes)
         self.counts[read.kind]["read"] += read.items
+        if read.progress and self.on_progress:
+            done, total = self.progress.get(read.kind, (0, None))
+            self.progress[read.kind] = (done + read.progress, total)
+            self.on_progress(read.kind, done + read.progress, total)
         if self.pending_changes >= FLUSH_CHANGES:
             self.flush()
+
+    def expect(self, kind, total):
+        """The kind will read ``total`` users, groups or owners (for progress)."""
+        self.progress[kind] = (0, total)
 
     def mark_absent(self, kind, absent):
         self.absent[kind].extend(absent)

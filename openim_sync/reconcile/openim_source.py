@@ -12,7 +12,16 @@ from openim_sync.models import BlockedUser, Friend, GroupMember, ImGroup, ImUser
 from . import mapping
 from .engine import Absent, Read
 from .http import RestError
-from .sources import after, chunks, guarded, ordered_map, present_by, session_reads, sessions_of
+from .sources import (
+    after,
+    chunks,
+    guarded,
+    ordered_map,
+    present_by,
+    progress_chunks,
+    session_reads,
+    sessions_of,
+)
 
 INFO_BATCH = 500
 GROUP_BATCH = 100
@@ -41,7 +50,7 @@ class OpenIMSource:
             for _reply, page in self.client.all_user_ids(max(self.page_size, 1000)):
                 listed.update(page)
             ids = sorted(listed | set(ImUser.objects.values_list("user_id", flat=True)))
-        for chunk in chunks(ids, INFO_BATCH):
+        for chunk in progress_chunks(engine, "users", ids, INFO_BATCH):
             reply, infos = self.client.users_info(chunk)
             self.listed_users.update(i["userID"] for i in infos)
             engine.add(
@@ -106,7 +115,7 @@ class OpenIMSource:
             )
         )
         todo = after(group_ids, engine.after("members"))
-        for chunk in chunks(todo, GROUP_BATCH):
+        for chunk in progress_chunks(engine, "members", todo, GROUP_BATCH):
             if self.incremental:
                 try:
                     self._member_probes(engine, chunk)
@@ -255,7 +264,7 @@ class OpenIMSource:
             else sorted(set(ImUser.objects.values_list("user_id", flat=True)) | self.listed_users)
         )
         todo = after(owners, engine.after(edges.kind))
-        for chunk in chunks(todo, 200):
+        for chunk in progress_chunks(engine, edges.kind, todo, 200):
             cursors = _cursors(edges.kind, chunk)
             known = present_by(edges.model, "owner_user_id", chunk, edges.other)
             fetch = guarded(edges.kind, engine, lambda o, c=cursors: self._fetch_edges(edges, o, c))
@@ -360,7 +369,7 @@ class OpenIMSource:
             if ids is not None
             else sorted(set(ImUser.objects.values_list("user_id", flat=True)) | self.listed_users)
         )
-        for chunk in chunks(users, INFO_BATCH):
+        for chunk in progress_chunks(engine, "online", users, INFO_BATCH):
             reply, statuses = self.client.users_status(chunk)
             states = {
                 user_id: {

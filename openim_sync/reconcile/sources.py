@@ -13,6 +13,17 @@ def chunks(items, size):
         yield items[start : start + size]
 
 
+def progress_chunks(engine, kind, items, size):
+    """``chunks(items, size)``, telling the engine how far the kind has got after each."""
+    from .engine import Read
+
+    items = list(items)
+    engine.expect(kind, len(items))
+    for chunk in chunks(items, size):
+        yield chunk
+        engine.add(Read(kind, 0, [], progress=len(chunk)))
+
+
 def after(keys, marker):
     """``keys`` (sorted) past the resume ``marker``."""
     return [key for key in keys if marker is None or key > marker]
@@ -94,7 +105,7 @@ def session_reads(kind, sent_ms, states, existing):
             wanted = platforms.get(platform)
             online = wanted is not None
             values = dict(wanted or {})
-            reason = values.pop("reason", "" if online else "Offline")
+            reason = values.pop("reason", "")
             current = by_platform.get(platform) or []
             if not current and online:
                 change = mapping.session(

@@ -12,7 +12,16 @@ from openim_sync.models import BlockedUser, Friend, GroupMember, ImGroup, ImUser
 
 from . import mapping
 from .engine import Absent, Read
-from .sources import after, chunks, guarded, ordered_map, present_by, session_reads, sessions_of
+from .sources import (
+    after,
+    chunks,
+    guarded,
+    ordered_map,
+    present_by,
+    progress_chunks,
+    session_reads,
+    sessions_of,
+)
 
 ACCOUNT_BATCH = 100
 GROUP_INFO_BATCH = 50
@@ -42,7 +51,7 @@ class TencentSource:
 
     def users(self, engine, ids):
         users = self.known_users(ids)
-        for chunk in chunks(users, ACCOUNT_BATCH):
+        for chunk in progress_chunks(engine, "users", users, ACCOUNT_BATCH):
             _reply, imported = self.client.account_check(chunk)
             present = [u for u in chunk if imported.get(u)]
             engine.missing("users", len(chunk) - len(present))
@@ -102,7 +111,7 @@ class TencentSource:
             for g in after(sorted(types), engine.after("members"))
             if types[g] not in NO_MEMBER_LIST
         ]
-        for chunk in chunks(todo, 100):
+        for chunk in progress_chunks(engine, "members", todo, 100):
             known = present_by(GroupMember, "group_id", chunk, "user_id")
             fetch = guarded("members", engine, lambda g: self._members(g, types[g]))
             for group_id, result, error in ordered_map(fetch, chunk, self.workers):
@@ -160,7 +169,7 @@ class TencentSource:
 
     def _edges(self, engine, ids, kind, model, other, listing, change):
         owners = self.known_users(ids)
-        for chunk in chunks(after(owners, engine.after(kind)), 200):
+        for chunk in progress_chunks(engine, kind, after(owners, engine.after(kind)), 200):
             known = present_by(model, "owner_user_id", chunk, other)
             fetch = guarded(kind, engine, listing)
             for owner, result, error in ordered_map(fetch, chunk, self.workers):
@@ -187,7 +196,7 @@ class TencentSource:
 
     def online(self, engine, ids):
         users = self.known_users(ids)
-        for chunk in chunks(users, ONLINE_BATCH):
+        for chunk in progress_chunks(engine, "online", users, ONLINE_BATCH):
             reply, statuses = self.client.online_status(chunk)
             states = {}
             for user_id in chunk:

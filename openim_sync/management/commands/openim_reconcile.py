@@ -8,6 +8,7 @@ from openim_sync.management.base import AppCommand
 from openim_sync.models import ReconcileRun, RunStatus
 from openim_sync.reconcile import KINDS, PROTOCOLS, RestError, describe, reconcile
 
+BAR = 30
 KIND_HELP = {
     "users": "user profiles",
     "groups": "group profiles, owners, dismissals",
@@ -113,6 +114,7 @@ class Command(AppCommand):
                 resume=resume,
                 on_row=self._row if dry_run or self.verbosity >= 2 else None,
                 on_kind=self._kind,
+                on_progress=self._progress,
             )
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None
@@ -158,10 +160,30 @@ class Command(AppCommand):
         if self.verbosity < 1:
             return
         if state == "start":
-            self.stderr.write(f"{kind}: reading…", ending="\n")
+            self._shown = -1
+            self.stderr.write(f"{kind}: reading…")
         else:
-            counts = run.counts.get(kind, {})
-            self.stderr.write(f"{kind}: {_counts(counts)}")
+            self._clear_bar()
+            self.stderr.write(f"{kind}: {_counts(run.counts.get(kind, {}))}")
+
+    def _progress(self, kind, done, total):
+        """A bar on a terminal; otherwise a line at every tenth (logs, cron mail)."""
+        if self.verbosity < 1 or not total:
+            return
+        if self.stderr.isatty():
+            filled = BAR * min(done, total) // total
+            bar = "#" * filled + "." * (BAR - filled)
+            self.stderr.write(f"\r{kind:8} [{bar}] {done}/{total}", ending="")
+            self.stderr.flush()
+            return
+        tenth = 10 * min(done, total) // total
+        if tenth > getattr(self, "_shown", -1):
+            self._shown = tenth
+            self.stderr.write(f"{kind}: {done} of {total} done")
+
+    def _clear_bar(self):
+        if self.stderr.isatty():
+            self.stderr.write("\r" + " " * (BAR + 30) + "\r", ending="")
 
     def _row(self, kind, model, key, diff):
         if self.verbosity >= 1:
