@@ -27,6 +27,7 @@ BIN = Path(PY).parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(ROOT))
 
+import prune_stage  # noqa: E402
 from workload import MODELLED, World, expected_mirror, parse_mix  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -968,6 +969,7 @@ def render(report):
         out.append("")
     for name, plan in report.get("explain", {}).items():
         out += [f"EXPLAIN {name}:", "```", *plan, "```"]
+    out += report.get("sections", [])  # stages in their own modules (prune_stage.py)
     out += ["", f"Overall: **{report['verdict']}**"]
     return "\n".join(out) + "\n"
 
@@ -1019,6 +1021,7 @@ def main(argv=None):
         help="run openim_worker under nice -n N: receiving first, the backlog drains in idle time",
     )
     p.add_argument("--out", default=str(BENCH / "results"))
+    prune_stage.add_arguments(p)
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.rounds, args.warmup = 5.0, 1, 1.5
@@ -1073,10 +1076,12 @@ def main(argv=None):
             sqlite_rebuild_stage(args, db, server, logdir, handled, report)
         if "scale" in stages:
             scale_stage(args, db, server, logdir, handled, report)
+        if "prune" in stages:
+            prune_stage.run(sys.modules[__name__], args, db, server, logdir, handled, report)
     finally:
         cleanup()
     problems = [p for s in report["load"] for p in s["ours"]["problems"] + s["floor"]["problems"]]
-    for key in ("worker", "rebuild", "rebuild_sqlite"):
+    for key in ("worker", "rebuild", "rebuild_sqlite", "prune"):
         problems += report.get(key, {}).get("problems", [])
     problems += [p for s in report["scale"] for p in s["problems"]]
     report["verdict"] = "PASS" if not problems else f"FAIL ({len(problems)} problem(s))"

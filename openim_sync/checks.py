@@ -10,6 +10,9 @@ Errors (the settings cannot work as written):
 * ``openim_sync.E006`` a limit (MAX_BODY_BYTES, ...) is not a positive integer.
 * ``openim_sync.E007`` an OPENIM_SECRETS entry is empty or contains "/" or "?" (it could never
   match a URL path segment), or an OPENIM_BASIC_AUTH_PASSWORDS entry is not "user:password".
+* ``openim_sync.E008`` IGNORED_EVENTS is not "full", "summary" or "count".
+* ``openim_sync.E009`` EVENT_RETENTION_BY_STATUS is not a dict of event statuses to a positive
+  number of days or None.
 
 Warnings (the settings work but are unsafe):
 
@@ -24,7 +27,7 @@ import ipaddress
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from openim_sync.conf import DEFAULTS, LIST_SETTINGS, SETTING_NAME
+from openim_sync.conf import DEFAULTS, IGNORED_EVENTS_MODES, LIST_SETTINGS, SETTING_NAME
 
 POSITIVE_INTEGERS = (
     "MAX_BODY_BYTES",
@@ -141,6 +144,8 @@ def check_settings(app_configs=None, **kwargs):
                 )
             )
 
+    messages += _check_event_store(values)
+
     protected = lists["OPENIM_SECRETS"] or lists["OPENIM_BASIC_AUTH_PASSWORDS"]
     if not settings.DEBUG and not protected and not lists["ALLOWED_IPS"]:
         messages.append(
@@ -162,6 +167,55 @@ def check_settings(app_configs=None, **kwargs):
                 id="openim_sync.W002",
             )
         )
+    return messages
+
+
+def _check_event_store(values):
+    from openim_sync.models.events import EventStatus
+
+    messages = []
+    mode = values["IGNORED_EVENTS"]
+    if not isinstance(mode, str) or mode not in IGNORED_EVENTS_MODES:
+        messages.append(
+            Error(
+                f"{_name('IGNORED_EVENTS')} is {mode!r}.",
+                hint="Use "
+                + ", ".join(f'"{m}"' for m in IGNORED_EVENTS_MODES[:-1])
+                + f' or "{IGNORED_EVENTS_MODES[-1]}".',
+                id="openim_sync.E008",
+            )
+        )
+    by_status = values["EVENT_RETENTION_BY_STATUS"]
+    statuses = ", ".join(f'"{s}"' for s in EventStatus.values)
+    if not isinstance(by_status, dict):
+        messages.append(
+            Error(
+                f"{_name('EVENT_RETENTION_BY_STATUS')} must be a dict, not {by_status!r}.",
+                hint=f"Map statuses ({statuses}) to days or None, e.g. "
+                '{"ignored": 2, "failed": None}.',
+                id="openim_sync.E009",
+            )
+        )
+        return messages
+    for status, days in by_status.items():
+        if status not in EventStatus.values:
+            messages.append(
+                Error(
+                    f"{_name('EVENT_RETENTION_BY_STATUS')} has an unknown status {status!r}.",
+                    hint=f"The statuses are {statuses}.",
+                    id="openim_sync.E009",
+                )
+            )
+        elif days is not None and (
+            isinstance(days, bool) or not isinstance(days, int) or days <= 0
+        ):
+            messages.append(
+                Error(
+                    f"{_name('EVENT_RETENTION_BY_STATUS')}[{status!r}] must be a positive number "
+                    f"of days or None (keep forever), not {days!r}.",
+                    id="openim_sync.E009",
+                )
+            )
     return messages
 
 

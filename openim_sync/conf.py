@@ -34,6 +34,13 @@ DEFAULTS = {
     "MAX_JSON_DEPTH": 32,
     # openim_prune deletes events older than this many days.
     "EVENT_RETENTION_DAYS": 30,
+    # Days per status ({"ignored": 2, "failed": None}; None: keep forever), over
+    # EVENT_RETENTION_DAYS. Unlisted failed/rejected/received events are kept (--include-failed).
+    "EVENT_RETENTION_BY_STATUS": {},
+    # How much of an ignored delivery (messages, "before" callbacks, unknown commands) is stored:
+    # "full" (everything), "summary" (the row without body, payload, headers and query), "count"
+    # (no row: +1 on its IgnoredEventCount row for the protocol, command and hour).
+    "IGNORED_EVENTS": "full",
     # An online session with no refresh for this long counts as offline.
     "PRESENCE_TTL_SECONDS": 900,
     # The read API (openim_sync.api): DRF permission classes (dotted paths or classes) for every
@@ -43,6 +50,9 @@ DEFAULTS = {
     "API_PAGE_SIZE": 100,
     "API_MAX_PAGE_SIZE": 1000,
 }
+
+#: The values of IGNORED_EVENTS.
+IGNORED_EVENTS_MODES = ("full", "summary", "count")
 
 LIST_SETTINGS = (
     "OPENIM_SECRETS",

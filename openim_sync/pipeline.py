@@ -18,6 +18,7 @@ alone.
 import logging
 import traceback
 from dataclasses import dataclass, field
+from datetime import UTC
 
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -29,7 +30,7 @@ from openim_sync.callbacks import registry
 from openim_sync.changes import Stamp
 from openim_sync.conf import app_settings
 from openim_sync.exceptions import BadDelivery, DatabaseUnavailable
-from openim_sync.models import CallbackEvent, EventStatus
+from openim_sync.models import CallbackEvent, EventStatus, IgnoredEventCount
 from openim_sync.protocols import adapter_for
 from openim_sync.protocols.base import decode_body, storable
 from openim_sync.subjects import subjects
@@ -134,14 +135,37 @@ def _apply_inline(event, prepared):
 
 
 def _store_final(outcome):
-    """Store a delivery whose outcome is known before storing, in its one INSERT."""
+    """Store a delivery whose outcome is known before storing, in its one INSERT (an ignored
+    one as ``IGNORED_EVENTS`` says: in full, as a summary row, or as +1 on a counter)."""
     event = outcome.event
     _mark(event, outcome.status, outcome.reason)
     event.traceback = storable(outcome.traceback)
-    sql.insert_event(event)
+    mode = app_settings.IGNORED_EVENTS if outcome.status == EventStatus.IGNORED else "full"
+    if mode == "count":
+        # No row: the event stays unsaved (pk None); the signals still carry it in memory.
+        sql.count_ignored(
+            IgnoredEventCount,
+            event.protocol,
+            event.command,
+            _hour(event.received_at),
+            event.received_at,
+        )
+    else:
+        sql.insert_event(event, stored=SUMMARY if mode == "summary" else None)
     _on_commit(signals.event_received, event=event)
     _on_commit(signals.event_processed, event=event, changed=[])
     return outcome
+
+
+#: What a summary row of an ignored delivery stores instead of the delivery's values.
+SUMMARY = {"body": b"", "payload": None, "headers": {}, "query": {}, "url_command": ""}
+
+
+def _hour(moment):
+    """The start of ``moment``'s hour, in UTC when it is aware."""
+    if timezone.is_aware(moment):
+        moment = moment.astimezone(UTC)
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 # -- what a payload means, decided in memory ---------------------------------------------------
@@ -237,6 +261,10 @@ def process_events(events):
 def _process_events(events):
     outcomes, units = [], []
     for event in events:
+        if event.is_summary:
+            # Its body was not kept: nothing to parse or apply, it stays ignored.
+            outcomes.append(Outcome(event, EventStatus.IGNORED, event.reason))
+            continue
         before = _stored_fields(event)
         result = _prepare(event, event.payload)
         if isinstance(result, Outcome):

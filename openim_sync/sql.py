@@ -239,18 +239,22 @@ def update_ids(model, ids, values, increment=()):
 LOCKS_SQL = "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) AS k"
 
 
-def insert_event(event, lock_ids=()):
+def insert_event(event, lock_ids=(), stored=None):
     """INSERT ``event`` in one statement and set its id; on PostgreSQL the same statement takes
     the advisory locks ``lock_ids`` (see :func:`lock_keys`). ``event.payload_text``, when set,
-    is stored as the payload as it is (the body's JSON text) instead of re-encoding the dict."""
+    is stored as the payload as it is (the body's JSON text) instead of re-encoding the dict.
+    ``stored`` (column: value) replaces some of the event's values in the row only (a summary
+    of an ignored delivery leaves its body out; the instance keeps it)."""
     model = type(event)
     t = table(model)
     ops = connection.ops
     params = []
+    stored = stored or {}
     for f in t.fields:
-        value = getattr(event, f.attname)
+        value = stored[f.attname] if f.attname in stored else getattr(event, f.attname)
         if f.attname in t.json_columns:
             text = getattr(event, "payload_text", None) if f.attname == "payload" else None
+            text = None if f.attname in stored else text
             value = text if text is not None else (None if value is None else json.dumps(value))
         elif f.attname in t.datetime_columns and value is not None:
             value = ops.adapt_datetimefield_value(value)
@@ -283,6 +287,32 @@ def _insert_sql(model, vendor, with_locks):
     if not with_locks:
         return insert
     return f"WITH e AS ({insert}) SELECT e.id, ({LOCKS_SQL}) FROM e"
+
+
+def count_ignored(model, protocol, command, hour, received_at):
+    """Add 1 to the ``model`` (:class:`~openim_sync.models.IgnoredEventCount`) row of
+    ``(hour, protocol, command)``, creating it at 1: one upsert statement, safe under concurrency
+    (PostgreSQL takes the row lock in the statement; SQLite serialises writers)."""
+    t = table(model)
+    ops = connection.ops
+    latest = "GREATEST" if connection.vendor == "postgresql" else "MAX"
+    name, hour_, protocol_, command_, count, last = (
+        quote(n) for n in (t.name, "hour", "protocol", "command", "count", "last_received_at")
+    )
+    statement = (
+        f"INSERT INTO {name} ({hour_}, {protocol_}, {command_}, {count}, {last}) "
+        f"VALUES (%s, %s, %s, 1, %s) ON CONFLICT ({hour_}, {protocol_}, {command_}) "
+        f"DO UPDATE SET {count} = {name}.{count} + 1, "
+        f"{last} = {latest}({name}.{last}, excluded.{last})"
+    )
+    params = [
+        ops.adapt_datetimefield_value(hour),
+        protocol,
+        command,
+        ops.adapt_datetimefield_value(received_at),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
 
 
 def commit_without_flush():

@@ -76,5 +76,12 @@ class CallbackEvent(models.Model):
         return f"#{self.pk} {self.command or '(no command)'} [{self.status}]"
 
     @property
+    def is_summary(self):
+        """Stored as a summary (``IGNORED_EVENTS = "summary"``): an ignored delivery whose body,
+        payload, headers and query were not kept. (A delivery in full that is ignored always has
+        a payload: only a JSON object gets that far.)"""
+        return self.status == EventStatus.IGNORED and self.payload is None
+
+    @property
     def received_ms(self):
         return int(self.received_at.timestamp() * 1000)
