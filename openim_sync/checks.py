@@ -20,6 +20,16 @@ Warnings (the settings work but are unsafe):
   no basic auth and no IP allowlist.
 * ``openim_sync.W002`` Tencent callbacks are on (TENCENT_SDKAPPID is set) without TENCENT_TOKENS:
   anyone who knows the SDKAppID can post.
+
+Reconcile (``manage.py openim_reconcile``):
+
+* ``openim_sync.E010`` a reconcile setting is half set: OPENIM_API_URL without
+  OPENIM_ADMIN_USER_ID or OPENIM_API_SECRET (or the other way round), TENCENT_ADMIN_IDENTIFIER
+  without TENCENT_SECRET_KEY or TENCENT_SDKAPPID.
+* ``openim_sync.E011`` OPENIM_API_URL or TENCENT_API_URL is not an http(s) URL, or a
+  RECONCILE_* number is out of range.
+* ``openim_sync.W010`` OPENIM_ADMIN_USER_ID is ``imAdmin``, the id OpenIM's own chat server uses:
+  on OpenIM's main branch each admin token supersedes the other's after five minutes.
 """
 
 import ipaddress
@@ -225,3 +235,62 @@ def _is_integer(value):
     if isinstance(value, int):
         return True
     return isinstance(value, str) and value.isascii() and value.isdigit()
+
+
+@register(Tags.security, deploy=False)
+def check_reconcile_settings(app_configs=None, **kwargs):
+    user = getattr(settings, SETTING_NAME, None)
+    if not isinstance(user, dict):
+        return []
+    values = {**DEFAULTS, **user}
+    messages = []
+    openim = ("OPENIM_API_URL", "OPENIM_ADMIN_USER_ID", "OPENIM_API_SECRET")
+    tencent = ("TENCENT_ADMIN_IDENTIFIER", "TENCENT_SECRET_KEY", "TENCENT_SDKAPPID")
+    for group in (openim, tencent):
+        given = [key for key in group if values[key] not in (None, "")]
+        if given and len(given) < len(group) and (group is openim or given != ["TENCENT_SDKAPPID"]):
+            missing = [key for key in group if key not in given]
+            messages.append(
+                Error(
+                    f"{_name(given[0])} is set but {', '.join(_name(k) for k in missing)} "
+                    "is not: reconcile cannot log in.",
+                    hint="See docs/reconcile.md for the settings each server needs.",
+                    id="openim_sync.E010",
+                )
+            )
+    for key in ("OPENIM_API_URL", "TENCENT_API_URL"):
+        url = values[key]
+        if url and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            messages.append(
+                Error(f"{_name(key)} is {url!r}, not an http(s) URL.", id="openim_sync.E011")
+            )
+    share = values["RECONCILE_PRUNE_MAX_SHARE"]
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        messages.append(
+            Error(
+                f"{_name('RECONCILE_PRUNE_MAX_SHARE')} must be a number from 0 to 1, not "
+                f"{share!r}.",
+                id="openim_sync.E011",
+            )
+        )
+    for key in ("RECONCILE_TIMEOUT_SECONDS", "RECONCILE_MAX_RPS"):
+        value = values[key]
+        if value is None and key == "RECONCILE_MAX_RPS":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            messages.append(
+                Error(
+                    f"{_name(key)} must be a positive number, not {value!r}.", id="openim_sync.E011"
+                )
+            )
+    if values["OPENIM_API_URL"] and values["OPENIM_ADMIN_USER_ID"] == "imAdmin":
+        messages.append(
+            Warning(
+                "OPENIM_ADMIN_USER_ID is 'imAdmin', the admin id OpenIM's chat server also "
+                "uses: two processes sharing it invalidate each other's admin tokens.",
+                hint="Add a dedicated id (e.g. 'openim-sync') to OpenIM's imAdminUserID list, "
+                "register it as a user and use it here.",
+                id="openim_sync.W010",
+            )
+        )
+    return messages

@@ -49,6 +49,25 @@ DEFAULTS = {
     # The read API's page size (?page_size= may ask for up to API_MAX_PAGE_SIZE).
     "API_PAGE_SIZE": 100,
     "API_MAX_PAGE_SIZE": 1000,
+    # Reconcile (manage.py openim_reconcile): OpenIM's REST API, e.g. "http://openim-api:10002",
+    # and a dedicated admin user (listed in OpenIM's imAdminUserID / imAdminUser.userIDs) with
+    # OpenIM's share.yml secret.
+    "OPENIM_API_URL": "",
+    "OPENIM_ADMIN_USER_ID": "",
+    "OPENIM_API_SECRET": "",
+    # Reconcile with Tencent Cloud Chat: the data centre's REST domain, an App admin account
+    # and the app's secret key (UserSig is computed from it). TENCENT_SDKAPPID is shared.
+    "TENCENT_API_URL": "https://console.tim.qq.com",
+    "TENCENT_ADMIN_IDENTIFIER": "",
+    "TENCENT_SECRET_KEY": "",
+    # Tencent cannot list accounts: a callable (or its dotted path) returning user ids to
+    # reconcile besides the ones the mirror knows.
+    "TENCENT_ACCOUNT_IDS": None,
+    # REST timeouts (seconds), a client-side cap on requests per second (None: the servers'
+    # own limits), and --prune's safety: refuse when more than this share would go.
+    "RECONCILE_TIMEOUT_SECONDS": 10.0,
+    "RECONCILE_MAX_RPS": None,
+    "RECONCILE_PRUNE_MAX_SHARE": 0.1,
 }
 
 #: The values of IGNORED_EVENTS.

@@ -334,7 +334,7 @@ def _record(outcomes):
     for (status, reason, tb), ids in groups.items():
         values = {"status": status, "reason": reason, "traceback": tb, "processed_at": now}
         sql.update_ids(CallbackEvent, ids, values, increment=["attempts"])
-    if signals.event_processed.has_listeners(CallbackEvent):
+    if _listening():
         for outcome in outcomes:
             _on_commit(signals.event_processed, event=outcome.event, changed=outcome.changed)
 
@@ -348,9 +348,15 @@ def _stored_fields(event):
 
 def _changed(state, unit):
     """The rows ``unit`` wrote as model instances, built only when someone listens."""
-    if state is None or not signals.event_processed.has_listeners(CallbackEvent):
+    if state is None or not _listening():
         return []
     return state.instances(unit)
+
+
+def _listening():
+    return signals.event_processed.has_listeners(CallbackEvent) or (
+        signals.mirror_changed.has_listeners(CallbackEvent)
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -405,6 +411,18 @@ def _on_commit(signal, **kwargs):
 
 
 def _send(signal, **kwargs):
+    if signal is signals.event_processed and kwargs.get("changed"):
+        _send_robust(
+            signals.mirror_changed,
+            rows=kwargs["changed"],
+            source="callback",
+            event=kwargs["event"],
+            run=None,
+        )
+    _send_robust(signal, **kwargs)
+
+
+def _send_robust(signal, **kwargs):
     # One failing host receiver must neither hide the others nor disturb the stored event.
     for receiver, result in signal.send_robust(sender=CallbackEvent, **kwargs):
         if isinstance(result, Exception):

@@ -72,7 +72,10 @@ def serve(server):
         present = GroupMember.objects.present().filter(group_id=group.group_id)
         for member in present.exclude(user_id=group.owner_user_id):
             state.add_member(
-                group.group_id, member.user_id, roleLevel=member.role_level, nickname=member.nickname
+                group.group_id,
+                member.user_id,
+                roleLevel=member.role_level,
+                nickname=member.nickname,
             )
         owner = present.filter(user_id=group.owner_user_id).first()
         if owner is not None and owner.nickname:
