@@ -558,3 +558,47 @@ def test_admin_token_on_every_server_version(openim_settings, version):
             "/auth/get_admin_token" if version in ("3.8.1", "main") else "/auth/user_token"
         )
         assert server.requests[token_route] == 1
+
+
+def test_unknown_ids_are_counted_not_failed(openim_server):
+    small_openim_world(openim_server.state)
+    run = reconcile("openim", ["users"], ids=["alice", "ghost"])
+    assert run.status == "succeeded", run.errors
+    assert run.counts["users"] == {"read": 1, "changed": 1, "missing": 1}
+    assert not ImUser.objects.filter(user_id="ghost").exists()
+
+
+def test_tencent_destroyed_group_is_tombstoned_with_prune(tencent_server, openim_settings):
+    state = tencent_server.state
+    for index in range(12):
+        state.add_account(f"u{index}")
+        state.add_group(f"@TGS#{index}", f"u{index}", Name=f"G{index}")
+    openim_settings(TENCENT_ACCOUNT_IDS=lambda: [f"u{i}" for i in range(12)])
+    reconcile("tencent", ["users", "groups", "members"])
+    state.destroy_group("@TGS#3")
+
+    run = reconcile("tencent", ["groups"])
+    assert run.counts["groups"]["absent"] == 1
+    assert ImGroup.objects.get(group_id="@TGS#3").removed_at is None
+
+    run = reconcile("tencent", ["groups"], prune=True)
+    assert run.status == "succeeded", run.errors
+    gone = ImGroup.objects.get(group_id="@TGS#3")
+    assert (gone.removed_reason, gone.last_run_id) == ("gone", run.pk)
+    # Its members went with it (the writer's parent rule), the other groups stay.
+    assert not GroupMember.objects.present().filter(group_id="@TGS#3").exists()
+    assert ImGroup.objects.present().count() == 11
+
+
+def test_prune_never_creates_tombstones_for_ids_never_seen(openim_server):
+    small_openim_world(openim_server.state)
+    run = reconcile("openim", ["groups"], ids=["g1", "no-such-group"], prune=True, force=True)
+    assert run.status == "succeeded", run.errors
+    assert list(ImGroup.objects.values_list("group_id", flat=True)) == ["g1"]
+
+
+def test_ids_without_kinds_is_an_error(openim_server):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--ids needs the kinds"):
+        call_command("openim_reconcile", "--ids", "alice")

@@ -214,7 +214,7 @@ class Engine:
     def finish_kind(self, kind, present_in_scope):
         """Prune ``kind``'s confirmed absences (when asked and safe) and mark the kind done."""
         self.flush()
-        absent = self.absent.pop(kind, [])
+        absent = _still_present(self.absent.pop(kind, []))
         if absent:
             self.counts[kind]["absent"] += len(absent)
             share = len(absent) / max(present_in_scope, 1)
@@ -275,6 +275,22 @@ class Engine:
         self.flush()
         failed = any(c.get("failed") for k, c in self.counts.items() if k != "requests")
         self.save(RunStatus.FAILED if failed else RunStatus.SUCCEEDED)
+
+
+def _still_present(absent):
+    """The absent rows the mirror has as present (an id passed in may never have been seen)."""
+    by_model = {}
+    for row in absent:
+        by_model.setdefault(row.model, []).append(row)
+    kept = []
+    for model, rows in by_model.items():
+        keys = {tuple(r.key[n] for n in model.natural_key_fields) for r in rows}
+        found = current_rows(model, keys)
+        for row in rows:
+            current = found.get((model, tuple(row.key[n] for n in model.natural_key_fields)))
+            if current is not None and current.removed_at is None:
+                kept.append(row)
+    return kept
 
 
 def current_rows(model, keys):

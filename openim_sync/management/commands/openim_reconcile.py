@@ -87,6 +87,12 @@ class Command(AppCommand):
 
     def handle(self, *args, **options):
         self.verbosity = options["verbosity"]
+        if options["ids"] and not options["kinds"]:
+            raise CommandError(
+                "--ids needs the kinds to read: user ids go with users, friends, blocks and "
+                "online; group ids with groups and members (e.g. `openim_reconcile members "
+                "--ids g1 g2`)."
+            )
         kinds = options["kinds"] or list(KINDS)
         unknown = [k for k in kinds if k not in KINDS]
         if unknown:
