@@ -564,7 +564,7 @@ def test_unknown_ids_are_counted_not_failed(openim_server):
     small_openim_world(openim_server.state)
     run = reconcile("openim", ["users"], ids=["alice", "ghost"])
     assert run.status == "succeeded", run.errors
-    assert run.counts["users"] == {"read": 1, "changed": 1, "missing": 1}
+    assert run.counts["users"] == {"read": 1, "changed": 1, "removed": 0, "missing": 1}
     assert not ImUser.objects.filter(user_id="ghost").exists()
 
 
