@@ -202,6 +202,18 @@ class Transport:
             time.sleep(pause)
 
 
+def with_fresh_credential(credential, attempt, refused):
+    """``attempt(credential())``; when the server refuses the credential (an error code in
+    ``refused``: an expired admin token, a UserSig it cannot verify), once more with a new one."""
+    try:
+        return attempt(credential(refresh=False))
+    except RestError as exc:
+        if exc.code not in refused:
+            raise
+        logger.info("%s: credential refused (%s); getting a new one", exc.endpoint, exc.code)
+    return attempt(credential(refresh=True))
+
+
 def http_failure(endpoint, response):
     """A :class:`Retry` or :class:`RestError` for a non-200 reply."""
     status = response.status_code

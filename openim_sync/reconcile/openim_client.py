@@ -21,7 +21,7 @@ from .http import (
     Transport,
     http_failure,
     json_body,
-    logger,
+    with_fresh_credential,
 )
 
 ADMIN_PLATFORM_ID = 10
@@ -51,18 +51,9 @@ class OpenIMClient:
 
     def call(self, endpoint, body):
         """POST ``body`` to ``endpoint``; the reply's ``data`` (``{}`` when absent) in a Reply."""
-        for refreshed in (False, True):
-            token = self.token(refresh=refreshed)
-            try:
-                return self._post(endpoint, body, token)
-            except RestError as exc:
-                if exc.code in TOKEN_ERRORS and not refreshed:
-                    logger.info(
-                        "%s: admin token refused (%s); fetching a new one", endpoint, exc.code
-                    )
-                    continue
-                raise
-        raise AssertionError("unreachable")
+        return with_fresh_credential(
+            self.token, lambda token: self._post(endpoint, body, token), TOKEN_ERRORS
+        )
 
     def _post(self, endpoint, body, token=None):
         headers = {"operationID": f"openim-sync-{uuid.uuid4().hex}"}
@@ -170,13 +161,10 @@ class OpenIMClient:
         return reply, list(reply.data.get("groupInfos") or [])
 
     def group_members(self, group_id, page_size):
-        """Every member of ``group_id`` (several pages); the Reply of the first page."""
-        members, first = [], None
-        body = {"groupID": group_id}
-        for reply in self._pages("/group/get_group_member_list", body, page_size, "members"):
-            first = first or reply
-            members.extend(reply.data.get("members") or [])
-        return first, members
+        """Every member of ``group_id`` (several pages), with the Reply of the first page."""
+        return self._all(
+            "/group/get_group_member_list", {"groupID": group_id}, page_size, "members"
+        )
 
     def incremental_members(self, group_id, version_id, version):
         body = {"groupID": group_id, "versionID": version_id or "", "version": version or 0}
@@ -200,30 +188,20 @@ class OpenIMClient:
     # -- friends and blocks ---------------------------------------------------------------------
 
     def friends(self, owner, page_size):
-        friends, first = [], None
-        for reply in self._pages(
-            "/friend/get_friend_list", {"userID": owner}, page_size, "friendsInfo"
-        ):
-            first = first or reply
-            friends.extend(reply.data.get("friendsInfo") or [])
-        return first, friends
-
-    def incremental_friends(self, owner, version_id, version):
-        body = {"userID": owner, "versionID": version_id or "", "version": version or 0}
-        return self.call("/friend/get_incremental_friends", body)
+        return self._all("/friend/get_friend_list", {"userID": owner}, page_size, "friendsInfo")
 
     def blocks(self, owner, page_size):
-        blocks, first = [], None
-        for reply in self._pages("/friend/get_black_list", {"userID": owner}, page_size, "blacks"):
-            first = first or reply
-            blocks.extend(reply.data.get("blacks") or [])
-        return first, blocks
-
-    def incremental_blocks(self, owner, version_id, version):
-        body = {"userID": owner, "versionID": version_id or "", "version": version or 0}
-        return self.call("/friend/get_incremental_blacks", body)
+        return self._all("/friend/get_black_list", {"userID": owner}, page_size, "blacks")
 
     # -- paging ---------------------------------------------------------------------------------
+
+    def _all(self, endpoint, body, page_size, list_key):
+        """Every item of a paged listing, and the Reply of its first page."""
+        items, first = [], None
+        for reply in self._pages(endpoint, body, page_size, list_key):
+            first = first or reply
+            items.extend(reply.data.get(list_key) or [])
+        return first, items
 
     def _pages(self, endpoint, body, page_size, list_key):
         """Offset pages (``pageNumber`` from 1) until a short or empty page or ``total`` is reached."""

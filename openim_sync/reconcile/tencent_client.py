@@ -12,7 +12,16 @@ import threading
 import time
 
 from . import usersig
-from .http import DEFAULT_TIMEOUT, RateLimiter, RestError, Retry, Transport, http_failure, json_body
+from .http import (
+    DEFAULT_TIMEOUT,
+    RateLimiter,
+    RestError,
+    Retry,
+    Transport,
+    http_failure,
+    json_body,
+    with_fresh_credential,
+)
 
 DEFAULT_URL = "https://console.tim.qq.com"
 USERSIG_SECONDS = 86400
@@ -76,20 +85,16 @@ class TencentClient:
     # -- the call -------------------------------------------------------------------------------
 
     def call(self, endpoint, body):
-        for refreshed in (False, True):
-            sig = self.usersig(refresh=refreshed)
-            try:
-                return self.transport.post(
-                    endpoint,
-                    body or {},
-                    lambda response: self._unwrap(endpoint, response),
-                    params=lambda sig=sig: self._query(sig),
-                )
-            except RestError as exc:
-                if exc.code in USERSIG_REFUSED and not refreshed:
-                    continue
-                raise
-        raise AssertionError("unreachable")
+        return with_fresh_credential(
+            self.usersig,
+            lambda sig: self.transport.post(
+                endpoint,
+                body or {},
+                lambda response: self._unwrap(endpoint, response),
+                params=lambda: self._query(sig),
+            ),
+            USERSIG_REFUSED,
+        )
 
     def _query(self, sig):
         return {
