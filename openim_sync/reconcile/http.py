@@ -202,6 +202,19 @@ class Transport:
             time.sleep(pause)
 
 
+class RestClient:
+    """What both clients have: ``transport``, its ``requests`` counter, ``close()``."""
+
+    transport: Transport
+
+    @property
+    def requests(self):
+        return self.transport.requests
+
+    def close(self):
+        self.transport.close()
+
+
 def with_fresh_credential(credential, attempt, refused):
     """``attempt(credential())``; when the server refuses the credential (an error code in
     ``refused``: an expired admin token, a UserSig it cannot verify), once more with a new one."""

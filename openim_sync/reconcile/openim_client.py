@@ -16,6 +16,7 @@ from .http import (
     DEFAULT_TIMEOUT,
     RateLimiter,
     Reply,
+    RestClient,
     RestError,
     Retry,
     Transport,
@@ -33,19 +34,12 @@ NOT_FOUND = {1004, 1101, 1201, 1203}
 DISMISSED = 1204
 
 
-class OpenIMClient:
+class OpenIMClient(RestClient):
     def __init__(self, base_url, admin_user_id, secret, *, timeout=DEFAULT_TIMEOUT, max_rps=None):
         self.admin_user_id, self._secret = admin_user_id, secret
         self.transport = Transport(base_url, timeout=timeout, limiter=RateLimiter(default=max_rps))
         self._token, self._token_until = None, 0.0
         self._lock = threading.Lock()
-
-    @property
-    def requests(self):
-        return self.transport.requests
-
-    def close(self):
-        self.transport.close()
 
     # -- the call -------------------------------------------------------------------------------
 

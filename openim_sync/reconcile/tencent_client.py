@@ -15,6 +15,7 @@ from . import usersig
 from .http import (
     DEFAULT_TIMEOUT,
     RateLimiter,
+    RestClient,
     RestError,
     Retry,
     Transport,
@@ -46,7 +47,7 @@ GROUP_MEMBERS = "v4/group_open_http_svc/get_group_member_info"
 ONLINE_STATUS = "v4/openim/query_online_status"
 
 
-class TencentClient:
+class TencentClient(RestClient):
     def __init__(
         self,
         base_url,
@@ -74,13 +75,6 @@ class TencentClient:
         )
         self._sig, self._sig_until = None, 0.0
         self._lock = threading.Lock()
-
-    @property
-    def requests(self):
-        return self.transport.requests
-
-    def close(self):
-        self.transport.close()
 
     # -- the call -------------------------------------------------------------------------------
 
