@@ -602,3 +602,16 @@ def test_ids_without_kinds_is_an_error(openim_server):
 
     with pytest.raises(CommandError, match="--ids needs the kinds"):
         call_command("openim_reconcile", "--ids", "alice")
+
+
+def test_max_rps_caps_all_requests_together(openim_server):
+    """``--max-rps`` is one cap over every endpoint, not one per endpoint."""
+    small_openim_world(openim_server.state)
+    client = client_for("openim", max_rps=10)
+    started = time.monotonic()
+    for _ in range(3):
+        client.users_info(["alice"])
+        client.groups_info(["g1"])
+    client.close()
+    # 7 requests (the admin token first) at 10/s: at least 6 gaps of 0.1 s.
+    assert time.monotonic() - started >= 0.6

@@ -64,22 +64,25 @@ def now_ms():
 
 
 class RateLimiter:
-    """At most ``rate`` calls per second per key (a token bucket holding one second's worth)."""
+    """Calls spaced to ``rates[key]`` (else ``default``) per second per key, and to ``total``
+    per second over all keys (``--max-rps``)."""
 
-    def __init__(self, rates=None, default=None):
-        self.rates, self.default = dict(rates or {}), default
+    TOTAL = object()
+
+    def __init__(self, rates=None, default=None, total=None):
+        self.rates, self.default, self.total = dict(rates or {}), default, total
         self._next = {}
         self._lock = threading.Lock()
 
     def wait(self, key):
-        rate = self.rates.get(key, self.default)
-        if not rate:
-            return
+        limits = [(key, self.rates.get(key, self.default)), (self.TOTAL, self.total)]
         with self._lock:
             now = time.monotonic()
-            start = max(now, self._next.get(key, now))
-            # 5% slack: the server measures arrival times, which jitter.
-            self._next[key] = start + 1.05 / rate
+            start = max([now] + [self._next.get(k, now) for k, rate in limits if rate])
+            for k, rate in limits:
+                if rate:
+                    # 5% slack: the server measures arrival times, which jitter.
+                    self._next[k] = start + 1.05 / rate
         if start > now:
             time.sleep(start - now)
 

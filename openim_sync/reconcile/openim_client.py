@@ -37,7 +37,7 @@ DISMISSED = 1204
 class OpenIMClient(RestClient):
     def __init__(self, base_url, admin_user_id, secret, *, timeout=DEFAULT_TIMEOUT, max_rps=None):
         self.admin_user_id, self._secret = admin_user_id, secret
-        self.transport = Transport(base_url, timeout=timeout, limiter=RateLimiter(default=max_rps))
+        self.transport = Transport(base_url, timeout=timeout, limiter=RateLimiter(total=max_rps))
         self._token, self._token_until = None, 0.0
         self._lock = threading.Lock()
 
@@ -136,8 +136,8 @@ class OpenIMClient(RestClient):
         reply = self.call("/user/get_users_online_status", {"userIDs": list(user_ids)})
         result = {}
         for status in reply.data or []:
-            details = status.get("detailPlatformStatus") or [] if status.get("status") else []
-            result[status["userID"]] = [d["platformID"] for d in details]
+            online = status.get("status") and status.get("detailPlatformStatus")
+            result[status["userID"]] = [d["platformID"] for d in online or []]
         return reply, result
 
     # -- groups ---------------------------------------------------------------------------------

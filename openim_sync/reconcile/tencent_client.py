@@ -61,16 +61,11 @@ class TencentClient(RestClient):
     ):
         self.sdkappid, self.admin_identifier = int(sdkappid), admin_identifier
         self._secret_key = secret_key
-        rates = {endpoint: rate for endpoint, rate in RATE_LIMITS.items()}
-        default = DEFAULT_RATE
-        if max_rps:
-            rates = {endpoint: min(rate, max_rps) for endpoint, rate in rates.items()}
-            default = min(default, max_rps)
         kwargs = {"backoff": backoff} if backoff is not None else {}
         self.transport = Transport(
             base_url or DEFAULT_URL,
             timeout=timeout,
-            limiter=RateLimiter(rates, default=default),
+            limiter=RateLimiter(RATE_LIMITS, default=DEFAULT_RATE, total=max_rps),
             **kwargs,
         )
         self._sig, self._sig_until = None, 0.0
