@@ -67,6 +67,7 @@ def client_for(protocol, *, max_rps=None):
 
 
 def source_for(protocol, client, page_size, *, full_listings=False):
+    """The reads of ``protocol``; ``full_listings`` (for ``--prune``): no version logs."""
     if protocol == "openim":
         from .openim_source import OpenIMSource
 
@@ -170,11 +171,6 @@ def reconcile(
     engine.count_requests(client.requests)
     engine.close()
     return run
-
-
-def requests_made(run):
-    """Requests per endpoint, as counted by the client (kept in the run's counts)."""
-    return (run.counts or {}).get("requests", {})
 
 
 __all__ = ["KINDS", "PROTOCOLS", "RestError", "client_for", "describe", "reconcile"]

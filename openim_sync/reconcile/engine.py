@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from openim_sync import signals, writer
+from openim_sync import signals, sql, writer
 from openim_sync.changes import PRESENT, Change, Merge
 from openim_sync.models import ReconcileRun, RunStatus, SyncCursor
 
@@ -41,8 +41,6 @@ class Read:
     cursor: tuple | None = None
     #: The last group or owner this read finishes: where an interrupted run goes on.
     done_key: str | None = None
-    #: Rows removed because the server said so (OpenIM's version log, a dismissed group).
-    removals: int = 0
     #: Units of the kind's progress this read completes (users, groups or owners).
     progress: int = 0
 
@@ -62,10 +60,6 @@ class Diff:
 
     action: str
     fields: list = field(default_factory=list)
-
-
-class Interrupted(Exception):
-    pass
 
 
 class Engine:
@@ -185,7 +179,7 @@ class Engine:
         for read in reads:
             if read.done_key is not None:
                 state.setdefault("after", {})[read.kind] = read.done_key
-        state["absent"] = {k: [_absent_json(a) for a in v] for k, v in self.absent.items() if v}
+        state["absent"] = self._absent_state()
         self.run.resume_state = state
         self.save()
 
@@ -242,9 +236,12 @@ class Engine:
         if kind not in state["done"]:
             state["done"].append(kind)
         state.get("after", {}).pop(kind, None)
-        state["absent"] = {k: [_absent_json(a) for a in v] for k, v in self.absent.items() if v}
+        state["absent"] = self._absent_state()
         self.run.resume_state = state
         self.save()
+
+    def _absent_state(self):
+        return {k: [_absent_json(a) for a in v] for k, v in self.absent.items() if v}
 
     def count_requests(self, requests):
         self.counts["requests"].update(requests)
@@ -288,23 +285,15 @@ def _still_present(absent):
         found = current_rows(model, keys)
         for row in rows:
             current = found.get((model, tuple(row.key[n] for n in model.natural_key_fields)))
-            if current is not None and current.removed_at is None:
+            if current is not None and current["removed_at"] is None:
                 kept.append(row)
     return kept
 
 
 def current_rows(model, keys):
-    """``{(model, key tuple): instance}`` for ``keys`` (natural key tuples), in one query."""
-    fields = model.natural_key_fields
-    found = {}
-    firsts = sorted({key[0] for key in keys})
-    for start in range(0, len(firsts), 500):
-        rows = model.objects.filter(**{f"{fields[0]}__in": firsts[start : start + 500]})
-        for row in rows:
-            key = row.natural_key()
-            if key in keys:
-                found[(model, key)] = row
-    return found
+    """``{(model, key tuple): row}`` for ``keys`` (natural key tuples), as the writer reads
+    them (plain dicts)."""
+    return {(model, key): row for key, row in sql.select_rows(model, keys).items()}
 
 
 def diff(change, row, stamp):
@@ -313,21 +302,20 @@ def diff(change, row, stamp):
         if change.present is False:
             return None
         return Diff("create", [(name, None, value) for name, value in change.values.items()])
-    versions = row.versions or {}
+    versions = row["versions"] or {}
     fields = []
     for name, value in change.values.items():
         if isinstance(value, Merge):
-            current = getattr(row, name) or {}
+            current = row[name] or {}
             for sub, sub_value in value.items():
                 if current.get(sub) != sub_value and _wins(versions, f"{name}.{sub}", stamp):
                     fields.append((f"{name}.{sub}", current.get(sub), sub_value))
-        elif getattr(row, name) != value and _wins(versions, name, stamp):
-            fields.append((name, getattr(row, name), value))
-    removable = hasattr(row, "removed_at")
-    if removable and change.present is not None and _wins(versions, PRESENT, stamp):
-        if change.present and row.removed_at is not None:
+        elif row[name] != value and _wins(versions, name, stamp):
+            fields.append((name, row[name], value))
+    if "removed_at" in row and change.present is not None and _wins(versions, PRESENT, stamp):
+        if change.present and row["removed_at"] is not None:
             return Diff("restore", fields)
-        if change.present is False and row.removed_at is None:
+        if change.present is False and row["removed_at"] is None:
             return Diff("remove", fields)
     return Diff("update", fields) if fields else None
 
@@ -362,4 +350,4 @@ def describe(kind, model, key, d):
     )
 
 
-__all__ = ["KINDS", "Absent", "Engine", "Interrupted", "Read", "RestError", "describe"]
+__all__ = ["KINDS", "Absent", "Engine", "Read", "RestError", "describe"]

@@ -3,7 +3,6 @@
 REST replies are complete: ``""`` and ``0`` are values here, unlike in callbacks.
 """
 
-from openim_sync.callbacks.fields import platform_name
 from openim_sync.callbacks.groups import TENCENT_ROLES
 from openim_sync.callbacks.users import TENCENT_TAGS
 from openim_sync.changes import Change, Merge
@@ -103,10 +102,6 @@ def session(user_id, platform, *, online, platform_id=None, seen_at=None, conn_i
     return Change(OnlineSession, key, values)
 
 
-def openim_platform(platform_id):
-    return platform_name(None, platform_id)
-
-
 # -- Tencent ------------------------------------------------------------------------------------
 
 #: Profile tags reconcile asks for (standard ones; custom tags come back when the app has them).
@@ -165,10 +160,6 @@ def tencent_friend(owner, item):
 def tencent_block(owner, item):
     key = {"owner_user_id": owner, "blocked_user_id": item["To_Account"]}
     return Change(BlockedUser, key, {}, present=True)
-
-
-def tencent_platform(name):
-    return platform_name(name)
 
 
 def _typed(value, kind):

@@ -7,6 +7,7 @@ run, or a log the server truncated) leads to a full listing; servers before v3.8
 are listed in full every time.
 """
 
+from openim_sync.callbacks.fields import platform_name
 from openim_sync.models import BlockedUser, Friend, GroupMember, ImGroup, ImUser, SyncCursor
 
 from . import mapping
@@ -94,7 +95,6 @@ class OpenIMSource:
                     reply.sent_ms,
                     changes,
                     items=len(infos),
-                    removals=sum(1 for c in changes if c.present is False),
                 )
             )
             gone = set(chunk) - {i["groupID"] for i in infos}
@@ -157,7 +157,6 @@ class OpenIMSource:
                             "members",
                             exc.sent_ms,
                             [mapping.removed(ImGroup, {"group_id": group_id}, "dismissed")],
-                            removals=1,
                         )
                     )
                 else:
@@ -180,12 +179,9 @@ class OpenIMSource:
                     changes,
                     items=len(changes),
                     cursor=cursor,
-                    removals=len(data.get("delete") or []),
                 )
             )
         self._member_listings(engine, full)
-        if group_ids:
-            engine.add(Read("members", 0, [], done_key=group_ids[-1]))
 
     def _member_deltas(self, group_id, data):
         members = [*(data.get("insert") or []), *(data.get("update") or [])]
@@ -202,7 +198,7 @@ class OpenIMSource:
         cursors = dict(groups)
         ids = [g for g, _cursor in groups]
         known = present_by(GroupMember, "group_id", ids, "user_id")
-        fetch = guarded("members", engine, lambda g: self.client.group_members(g, self.page_size))
+        fetch = guarded(lambda g: self.client.group_members(g, self.page_size))
         for group_id, result, error in ordered_map(fetch, ids, self.workers):
             if error is not None:
                 if error.code == 1204:
@@ -211,7 +207,6 @@ class OpenIMSource:
                             "members",
                             error.sent_ms,
                             [mapping.removed(ImGroup, {"group_id": group_id}, "dismissed")],
-                            removals=1,
                             done_key=group_id,
                         )
                     )
@@ -267,7 +262,7 @@ class OpenIMSource:
         for chunk in progress_chunks(engine, edges.kind, todo, 200):
             cursors = _cursors(edges.kind, chunk)
             known = present_by(edges.model, "owner_user_id", chunk, edges.other)
-            fetch = guarded(edges.kind, engine, lambda o, c=cursors: self._fetch_edges(edges, o, c))
+            fetch = guarded(lambda o, c=cursors: self._fetch_edges(edges, o, c))
             for owner, result, error in ordered_map(fetch, chunk, self.workers):
                 if error is not None:
                     engine.failed(edges.kind, error, owner)
@@ -290,7 +285,6 @@ class OpenIMSource:
                             items=len(infos),
                             cursor=cursor,
                             done_key=owner,
-                            removals=len(payload.get("delete") or []),
                         )
                     )
                     continue
@@ -373,8 +367,7 @@ class OpenIMSource:
             reply, statuses = self.client.users_status(chunk)
             states = {
                 user_id: {
-                    mapping.openim_platform(p): {"platform_id": p}
-                    for p in statuses.get(user_id, [])
+                    platform_name(None, p): {"platform_id": p} for p in statuses.get(user_id, [])
                 }
                 for user_id in chunk
             }

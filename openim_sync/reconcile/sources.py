@@ -14,14 +14,15 @@ def chunks(items, size):
 
 
 def progress_chunks(engine, kind, items, size):
-    """``chunks(items, size)``, telling the engine how far the kind has got after each."""
+    """``chunks(items, size)``, telling the engine after each how far the kind has got (for
+    the progress bar, and for ``resume``: the chunk's last item is done)."""
     from .engine import Read
 
     items = list(items)
     engine.expect(kind, len(items))
     for chunk in chunks(items, size):
         yield chunk
-        engine.add(Read(kind, 0, [], progress=len(chunk)))
+        engine.add(Read(kind, 0, [], progress=len(chunk), done_key=str(chunk[-1])))
 
 
 def after(keys, marker):
@@ -48,8 +49,9 @@ def ordered_map(fn, items, workers):
             yield result
 
 
-def guarded(kind, engine, fn):
-    """``fn`` for one owner or group, with a data error counted instead of raised."""
+def guarded(fn):
+    """``fn`` for one owner or group, returning ``(key, result, error)``: a data error is
+    returned for the caller to count, a configuration error raised."""
 
     def call(key):
         try:

@@ -7,6 +7,7 @@ confirmed by a second complete listing (groups: by their own ``ErrorCode`` 10010
 
 from django.utils.module_loading import import_string
 
+from openim_sync.callbacks.fields import platform_name
 from openim_sync.conf import app_settings
 from openim_sync.models import BlockedUser, Friend, GroupMember, ImGroup, ImUser
 
@@ -33,7 +34,7 @@ NO_MEMBER_LIST = {"AVChatRoom", "BChatRoom"}
 class TencentSource:
     protocol = "tencent"
 
-    def __init__(self, client, *, page_size=100, workers=4, full_listings=True):
+    def __init__(self, client, *, page_size=100, workers=4):
         self.client, self.page_size, self.workers = client, page_size, workers
         #: Group types this run read (a dry run writes none to the mirror).
         self.group_types = {}
@@ -113,7 +114,7 @@ class TencentSource:
         ]
         for chunk in progress_chunks(engine, "members", todo, 100):
             known = present_by(GroupMember, "group_id", chunk, "user_id")
-            fetch = guarded("members", engine, lambda g: self._members(g, types[g]))
+            fetch = guarded(lambda g: self._members(g, types[g]))
             for group_id, result, error in ordered_map(fetch, chunk, self.workers):
                 if error is not None:
                     engine.failed("members", error, group_id)
@@ -171,7 +172,7 @@ class TencentSource:
         owners = self.known_users(ids)
         for chunk in progress_chunks(engine, kind, after(owners, engine.after(kind)), 200):
             known = present_by(model, "owner_user_id", chunk, other)
-            fetch = guarded(kind, engine, listing)
+            fetch = guarded(listing)
             for owner, result, error in ordered_map(fetch, chunk, self.workers):
                 if error is not None:
                     engine.failed(kind, error, owner)
@@ -202,7 +203,7 @@ class TencentSource:
             for user_id in chunk:
                 status = statuses.get(user_id) or {"status": "Offline", "platforms": {}}
                 states[user_id] = {
-                    mapping.tencent_platform(platform): {"reason": "Login"}
+                    platform_name(platform): {"reason": "Login"}
                     for platform, platform_status in status["platforms"].items()
                     if platform_status == "Online"
                 }

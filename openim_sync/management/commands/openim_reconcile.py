@@ -3,10 +3,10 @@
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError
 
-from openim_sync.conf import app_settings
 from openim_sync.management.base import AppCommand
 from openim_sync.models import ReconcileRun, RunStatus
 from openim_sync.reconcile import KINDS, PROTOCOLS, RestError, describe, reconcile
+from openim_sync.reconcile.resync import configured_protocols
 
 BAR = 30
 KIND_HELP = {
@@ -140,7 +140,7 @@ class Command(AppCommand):
     def _protocol(self, protocol):
         if protocol:
             return protocol
-        configured = [p for p in PROTOCOLS if _configured(p)]
+        configured = configured_protocols()
         if len(configured) == 1:
             return configured[0]
         if not configured:
@@ -216,12 +216,6 @@ class Command(AppCommand):
 def _counts(counts):
     names = ("read", "changed", "removed", "absent", "missing", "failed")
     return ", ".join(f"{counts.get(n, 0)} {n}" for n in names if counts.get(n) or n in names[:2])
-
-
-def _configured(protocol):
-    if protocol == "openim":
-        return bool(app_settings.OPENIM_API_URL)
-    return bool(app_settings.TENCENT_ADMIN_IDENTIFIER and app_settings.TENCENT_SECRET_KEY)
 
 
 def _int(value):
