@@ -771,7 +771,7 @@ INSERT INTO {EVENT_TABLE} (protocol, command, url_command, status, reason, trace
 SELECT 'openim', 'benchFiller', 'benchFiller', 'processed', '', '', %(body)s,
     %(payload)s::jsonb, %(headers)s::jsonb, '{{}}'::jsonb, md5(n::text),
     '127.0.0.1', now() - interval '1 second' * n, now() - interval '1 second' * n, 1,
-    'filler' || (n % 5000), '', ''
+    'filler' || (n %% 5000), '', ''
 FROM generate_series(1, %(count)s) AS n
 """
 
@@ -840,8 +840,9 @@ def explain_hot_queries(db):
         "store the event (INSERT)": (
             f"INSERT INTO {EVENT_TABLE} (protocol, command, url_command, status, reason, "
             "traceback, body, payload, headers, query, operation_id, remote_addr, received_at, "
-            "attempts) VALUES ('openim', 'x', 'x', 'received', '', '', '\\x00', '{}', '{}', "
-            "'{}', 'op', '127.0.0.1', now(), 0)",
+            "attempts, subject_user_id, subject_group_id, subject_peer_id) VALUES ('openim', "
+            "'x', 'x', 'received', '', '', '\\x00', '{}', '{}', '{}', 'op', '127.0.0.1', now(), "
+            "0, 'u1', '', '')",
             [],
         ),
         "record the outcome (UPDATE by id)": (
